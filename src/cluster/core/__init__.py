@@ -1,0 +1,1 @@
+"""Sans-I/O protocol core: state machines that take an event and return effects."""
