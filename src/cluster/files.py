@@ -1,0 +1,650 @@
+"""The files in a node's data directory, and the only code that reads or writes them.
+
+- `output.txt`, `backup_<id>.txt` and the write-ahead logs `store_<id>.wal`
+  hold one entry per line, in the tab-separated line format of
+  docs/protocol.md. A crash can leave a partial last line, which readers
+  ignore and writers cut off before they append.
+- `output.txt` is shared by the sync nodes on one host. `OutputFile` takes an
+  exclusive `flock` on `output.lock` for each operation and applies the fenced
+  append rule of `cluster.core.output`, with the fence term in `output.fence`.
+- `sync_<id>.state.json` and `store_<id>.state.json` hold a node's durable
+  state and are replaced atomically.
+- `events_<role>_<id>.jsonl` and `client_<id>.jsonl` are diagnostic logs that
+  are never fsynced.
+
+Every durable write is fsynced before its method returns. The methods block,
+so a node process calls them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from cluster.core.bugs import Bug
+from cluster.core.messages import Entry
+from cluster.core.output import OutputDecision, OutputState, append_output, raise_fence
+
+logger = logging.getLogger(__name__)
+
+StrPath = str | os.PathLike[str]
+
+# The largest integer field, as in the wire codec: a signed 64-bit value.
+MAX_FIELD_INT = 2**63 - 1
+
+FIELD_COUNT = 6
+_INT_FIELDS = ("seq", "term", "lamport", "client_id", "request_id")
+
+# How many bytes to read per step when searching backwards for the last line.
+_TAIL_CHUNK_BYTES = 64 * 1024
+
+
+# --- File names ------------------------------------------------------------------
+
+
+def output_path(data_dir: StrPath) -> Path:
+    return Path(data_dir) / "output.txt"
+
+
+def output_lock_path(data_dir: StrPath) -> Path:
+    return Path(data_dir) / "output.lock"
+
+
+def output_fence_path(data_dir: StrPath) -> Path:
+    return Path(data_dir) / "output.fence"
+
+
+def backup_path(data_dir: StrPath, node_id: int) -> Path:
+    return Path(data_dir) / f"backup_{node_id}.txt"
+
+
+def wal_path(data_dir: StrPath, node_id: int) -> Path:
+    return Path(data_dir) / f"store_{node_id}.wal"
+
+
+def sync_state_path(data_dir: StrPath, node_id: int) -> Path:
+    return Path(data_dir) / f"sync_{node_id}.state.json"
+
+
+def store_state_path(data_dir: StrPath, node_id: int) -> Path:
+    return Path(data_dir) / f"store_{node_id}.state.json"
+
+
+def events_path(data_dir: StrPath, role: str, node_id: int) -> Path:
+    return Path(data_dir) / f"events_{role}_{node_id}.jsonl"
+
+
+def client_log_path(data_dir: StrPath, client_id: int) -> Path:
+    return Path(data_dir) / f"client_{client_id}.jsonl"
+
+
+# --- Errors ------------------------------------------------------------------------
+
+
+class DataFileError(Exception):
+    """A data file has content that no writer of this module produces."""
+
+    def __init__(self, path: StrPath, reason: str, line_number: int | None = None) -> None:
+        location = str(path) if line_number is None else f"{path}:{line_number}"
+        super().__init__(f"{location}: {reason}")
+        self.path = Path(path)
+        self.line_number = line_number
+        self.reason = reason
+
+
+# --- Line format -------------------------------------------------------------------
+
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+
+
+def escape_text(text: str) -> str:
+    """Escape backslash, tab, newline and carriage return, so `text` fits in one field."""
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")  # first, so the backslashes added below stay single
+    for char in "\t\n\r":
+        if char in text:
+            text = text.replace(char, _ESCAPES[char])
+    return text
+
+
+def unescape_text(field: str) -> str:
+    """Reverse `escape_text`, and raise ValueError on any other backslash sequence."""
+    if "\\" not in field:
+        return field
+    parts = []
+    start = 0
+    while True:
+        index = field.find("\\", start)
+        if index < 0:
+            parts.append(field[start:])
+            return "".join(parts)
+        parts.append(field[start:index])
+        code = field[index + 1 : index + 2]
+        if code not in _UNESCAPES:
+            sequence = field[index : index + 2]
+            raise ValueError(
+                f"invalid escape {sequence!r} at text column {index + 1}"
+                " (expected \\\\, \\t, \\n or \\r)"
+            )
+        parts.append(_UNESCAPES[code])
+        start = index + 2
+
+
+def format_entry(entry: Entry) -> str:
+    """Return the line for `entry`, trailing newline included."""
+    return (
+        f"{entry.seq}\t{entry.term}\t{entry.lamport}\t{entry.client_id}\t"
+        f"{entry.request_id}\t{escape_text(entry.text)}\n"
+    )
+
+
+def parse_entry(line: str, path: StrPath, line_number: int) -> Entry:
+    """Parse one line, with or without its newline, or raise DataFileError naming the line."""
+    if line.endswith("\n"):
+        line = line[:-1]
+    fields = line.split("\t")
+    if len(fields) != FIELD_COUNT:
+        raise DataFileError(
+            path,
+            f"expected {FIELD_COUNT} tab-separated fields"
+            " (seq, term, lamport, client_id, request_id, text),"
+            f" found {len(fields)}",
+            line_number,
+        )
+
+    numbers = []
+    for name, field in zip(_INT_FIELDS, fields[:5], strict=True):
+        if not (field.isascii() and field.isdigit()) or len(field) > 19:
+            raise DataFileError(
+                path, f"{name} must be a non-negative decimal integer, found {field[:40]!r}",
+                line_number,
+            )
+        value = int(field)
+        if value > MAX_FIELD_INT:
+            raise DataFileError(path, f"{name} {value} exceeds {MAX_FIELD_INT}", line_number)
+        numbers.append(value)
+
+    text_field = fields[5]
+    if "\r" in text_field:
+        raise DataFileError(
+            path,
+            "text contains an unescaped carriage return"
+            " (was the file saved with CRLF line endings?)",
+            line_number,
+        )
+    try:
+        text = unescape_text(text_field)
+    except ValueError as exc:
+        raise DataFileError(path, str(exc), line_number) from None
+    seq, term, lamport, client_id, request_id = numbers
+    return Entry(seq, term, lamport, client_id, request_id, text)
+
+
+# --- Reading entry files -----------------------------------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class _Scan:
+    """An entry file read as a whole: its entries and where each line starts."""
+
+    entries: list[Entry]
+    line_starts: list[int]  # byte offset of each line of `entries`
+    complete_size: int  # bytes up to and including the last newline
+    partial_bytes: int  # bytes after the last newline (a crash mid-write)
+
+
+def _scan(path: Path) -> _Scan:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return _Scan([], [], 0, 0)
+
+    complete_size = data.rfind(b"\n") + 1
+    entries: list[Entry] = []
+    line_starts: list[int] = []
+    start = 0
+    line_number = 0
+    while start < complete_size:
+        end = data.index(b"\n", start)
+        line_number += 1
+        entries.append(_parse_line_bytes(data[start:end], path, line_number))
+        line_starts.append(start)
+        start = end + 1
+    return _Scan(entries, line_starts, complete_size, len(data) - complete_size)
+
+
+def _parse_line_bytes(raw: bytes, path: StrPath, line_number: int) -> Entry:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFileError(path, f"line is not valid UTF-8: {exc}", line_number) from None
+    return parse_entry(line, path, line_number)
+
+
+def _warn_partial_line(path: Path, partial_bytes: int, action: str) -> None:
+    logger.warning(
+        "%s: %s a partial last line of %d bytes without a newline,"
+        " left by a crash during an earlier write",
+        path, action, partial_bytes,
+    )
+
+
+def read_entries(path: StrPath) -> list[Entry]:
+    """Read every complete line of an entry file; a missing file has no entries.
+
+    A last line without a newline is the trace of a crash during a write, so
+    it is ignored with a logged warning instead of raising.
+    """
+    path = Path(path)
+    scan = _scan(path)
+    if scan.partial_bytes:
+        _warn_partial_line(path, scan.partial_bytes, "ignored")
+    return scan.entries
+
+
+def _check_sequence(path: Path, entries: Sequence[Entry]) -> None:
+    """Raise DataFileError unless line i contains sequence number i, as in every log file."""
+    for line_number, entry in enumerate(entries, start=1):
+        if entry.seq != line_number:
+            raise DataFileError(
+                path, f"expected sequence number {line_number}, found {entry.seq}", line_number
+            )
+
+
+# --- Durable writes ------------------------------------------------------------------
+
+
+def fsync_directory(directory: StrPath) -> None:
+    """Fsync a directory, so a file created or renamed in it survives a crash."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: StrPath, data: bytes) -> None:
+    """Replace `path` with `data`: write a temporary file, fsync, rename, fsync the directory."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+
+
+def _append_durably(path: Path, data: bytes) -> None:
+    """Append `data` in one write and fsync; fsync the directory when the file is new."""
+    created = not path.exists()
+    with open(path, "ab") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    if created:
+        fsync_directory(path.parent)
+
+
+def _encode_lines(entries: Sequence[Entry]) -> bytes:
+    return "".join(map(format_entry, entries)).encode("utf-8")
+
+
+# --- output.txt ------------------------------------------------------------------------
+
+
+class OutputFile:
+    """`output.txt` with its lock and fence, shared by the sync nodes of one host.
+
+    Each method takes the exclusive lock, reads the fence and the file's last
+    sequence number, repairs a partial last line, decides with
+    `cluster.core.output`, writes, fsyncs and releases the lock. The last
+    sequence number is cached with the file's inode and size, so a normal
+    append does not reread the file. When another process appended in the
+    meantime, the size differs and only the tail is read again.
+    """
+
+    def __init__(self, data_dir: StrPath) -> None:
+        self.path = output_path(data_dir)
+        self.lock_path = output_lock_path(data_dir)
+        self.fence_path = output_fence_path(data_dir)
+        self._cached_file: tuple[int, int] | None = None  # (inode, size) the cache is valid for
+        self._cached_last_seq = 0
+
+    def raise_fence(self, term: int) -> OutputDecision:
+        """Claim the file for the leader of `term`, unless a later term has claimed it."""
+        with self._locked():
+            state = self._read_state()
+            decision = raise_fence(state, term)
+            if decision.accepted and decision.fence_term > state.fence_term:
+                self._write_fence(decision.fence_term)
+        return decision
+
+    def append(
+        self, term: int, entries: Sequence[Entry], bugs: frozenset[Bug] = frozenset()
+    ) -> OutputDecision:
+        """Append the entries that directly follow the file's last line, unless fenced out."""
+        with self._locked():
+            state = self._read_state()
+            decision = append_output(state, term, tuple(entries), bugs)
+            if decision.accepted and decision.fence_term > state.fence_term:
+                self._write_fence(decision.fence_term)
+            if decision.entries:
+                self._append_lines(decision.entries, decision.last_seq)
+        return decision
+
+    def read_state(self) -> OutputState:
+        """Return the fence term and the last sequence number, read under the lock."""
+        with self._locked():
+            return self._read_state()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the last descriptor releases the flock
+
+    def _read_state(self) -> OutputState:
+        return OutputState(fence_term=self._read_fence(), last_seq=self._read_last_seq())
+
+    def _read_fence(self) -> int:
+        try:
+            raw = self.fence_path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        text = raw.strip()
+        if not (text.isdigit() and len(text) <= 19):
+            raise DataFileError(
+                self.fence_path,
+                f"expected a decimal term, found {raw[:40]!r};"
+                " restore it from the highest leader term in the event logs",
+            )
+        return int(text)
+
+    def _write_fence(self, term: int) -> None:
+        write_atomically(self.fence_path, f"{term}\n".encode("ascii"))
+
+    def _read_last_seq(self) -> int:
+        try:
+            file = open(self.path, "r+b")  # noqa: SIM115 (closed by the with statement below)
+        except FileNotFoundError:
+            self._cached_file = None
+            self._cached_last_seq = 0
+            return 0
+        with file:
+            stat = os.fstat(file.fileno())
+            if (stat.st_ino, stat.st_size) == self._cached_file:
+                return self._cached_last_seq
+            last_seq, size = self._read_tail(file, stat.st_size)
+        self._cached_file = (stat.st_ino, size)
+        self._cached_last_seq = last_seq
+        return last_seq
+
+    def _read_tail(self, file: IO[bytes], size: int) -> tuple[int, int]:
+        """Return the last sequence number and the file size after a partial line is cut off."""
+        complete_size, last_line, line_start = _find_last_line(file, size)
+        if complete_size < size:
+            _warn_partial_line(self.path, size - complete_size, "removed")
+            file.truncate(complete_size)
+            file.flush()
+            os.fsync(file.fileno())
+        if last_line is None:
+            return 0, complete_size
+        try:
+            entry = _parse_line_bytes(last_line, self.path, 0)
+        except DataFileError as exc:
+            file.seek(0)
+            line_number = file.read(line_start).count(b"\n") + 1
+            raise DataFileError(self.path, exc.reason, line_number) from None
+        return entry.seq, complete_size
+
+    def _append_lines(self, entries: Sequence[Entry], last_seq: int) -> None:
+        data = _encode_lines(entries)
+        _append_durably(self.path, data)
+        if self._cached_file is not None:
+            inode, size = self._cached_file
+            self._cached_file = (inode, size + len(data))
+        else:
+            stat = os.stat(self.path)
+            self._cached_file = (stat.st_ino, stat.st_size)
+        self._cached_last_seq = last_seq
+
+
+def _find_last_line(file: IO[bytes], size: int) -> tuple[int, bytes | None, int]:
+    """Search backwards from `size` for the last complete line.
+
+    Returns the size up to and including the last newline, the bytes of the
+    last complete line without its newline (None when there is none) and the
+    offset where that line starts.
+    """
+    tail = b""  # the bytes from `start` to `size`
+    start = size
+    while True:
+        end = start
+        start = max(0, end - _TAIL_CHUNK_BYTES)
+        file.seek(start)
+        tail = file.read(end - start) + tail
+        last_newline = tail.rfind(b"\n")
+        if last_newline < 0:
+            if start == 0:
+                return 0, None, 0
+            continue
+        previous_newline = tail.rfind(b"\n", 0, last_newline)
+        if previous_newline >= 0 or start == 0:
+            line_start = previous_newline + 1
+            return start + last_newline + 1, tail[line_start:last_newline], start + line_start
+
+
+# --- Store node files ---------------------------------------------------------------------
+
+
+class _EntryLog:
+    """An append-only entry file whose line i holds sequence number i."""
+
+    def __init__(self, path: StrPath) -> None:
+        self.path = Path(path)
+        self._line_starts: list[int] | None = None  # None until load()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return len(self._loaded_starts())
+
+    def load(self) -> list[Entry]:
+        """Read the file, cut off a partial last line, and return its entries.
+
+        Raises DataFileError when a line is invalid or sequence numbers do not
+        run 1, 2, 3, ... from the first line.
+        """
+        scan = _scan(self.path)
+        _check_sequence(self.path, scan.entries)
+        if scan.partial_bytes:
+            _warn_partial_line(self.path, scan.partial_bytes, "removed")
+            with open(self.path, "r+b") as file:
+                file.truncate(scan.complete_size)
+                file.flush()
+                os.fsync(file.fileno())
+        self._line_starts = scan.line_starts
+        self._size = scan.complete_size
+        return scan.entries
+
+    def _loaded_starts(self) -> list[int]:
+        if self._line_starts is None:
+            raise RuntimeError(f"{self.path}: call load() before writing")
+        return self._line_starts
+
+    def _encode_from(self, position: int, entries: Sequence[Entry]) -> list[bytes]:
+        """Encode `entries` as lines that must hold positions `position + 1`, ..."""
+        lines = []
+        for offset, entry in enumerate(entries, start=1):
+            if entry.seq != position + offset:
+                raise ValueError(
+                    f"{self.path}: entry with sequence number {entry.seq}"
+                    f" cannot be line {position + offset}"
+                )
+            lines.append(format_entry(entry).encode("utf-8"))
+        return lines
+
+    def _write_lines(self, keep: int, lines: Sequence[bytes]) -> None:
+        """Truncate to the first `keep` lines, append `lines` in one write and fsync once."""
+        starts = self._loaded_starts()
+        created = not self.path.exists()
+        with open(self.path, "ab") as file:
+            if keep < len(starts):
+                self._size = starts[keep]
+                del starts[keep:]
+                file.truncate(self._size)
+            for line in lines:
+                starts.append(self._size)
+                self._size += len(line)
+            file.write(b"".join(lines))
+            file.flush()
+            os.fsync(file.fileno())
+        if created:
+            fsync_directory(self.path.parent)
+
+
+class WriteAheadLog(_EntryLog):
+    """A store node's write-ahead log `store_<id>.wal` of the entries it accepted."""
+
+    def apply(self, keep: int, entries: Sequence[Entry]) -> None:
+        """Keep the first `keep` entries, append `entries` after them and fsync."""
+        self.apply_many([(keep, entries)])
+
+    def apply_many(self, batches: Sequence[tuple[int, Sequence[Entry]]]) -> None:
+        """Apply several `(keep, entries)` batches in order with one truncate, write and fsync.
+
+        This is group commit: the caller merges the batches that arrived while
+        the previous fsync ran. Raises ValueError when a `keep` exceeds the log
+        length at that point or an entry's sequence number is not its position.
+        """
+        starts = self._loaded_starts()
+        base = len(starts)  # lines of the file that stay
+        pending: list[bytes] = []  # new lines after them
+        for keep, entries in batches:
+            if keep > base + len(pending):
+                raise ValueError(
+                    f"{self.path}: cannot keep {keep} entries of a log of {base + len(pending)}"
+                )
+            if keep <= base:
+                base = keep
+                pending = []
+            else:
+                del pending[keep - base :]
+            pending.extend(self._encode_from(keep, entries))
+        self._write_lines(base, pending)
+
+
+class BackupFile(_EntryLog):
+    """A store node's committed prefix of its log, `backup_<id>.txt`."""
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        """Append newly committed `entries`, which must follow the last line, and fsync."""
+        count = len(self._loaded_starts())
+        self._write_lines(count, self._encode_from(count, entries))
+
+
+# --- Node state ----------------------------------------------------------------------------
+
+
+class StateFile:
+    """A node's small durable state as one JSON object, replaced atomically on each save."""
+
+    def __init__(self, path: StrPath) -> None:
+        self.path = Path(path)
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write `state` to a temporary file, fsync it and rename it over the old state."""
+        data = json.dumps(state, sort_keys=True, indent=2, default=_json_default) + "\n"
+        write_atomically(self.path, data.encode("utf-8"))
+
+    def load(self) -> dict[str, Any] | None:
+        """Return the saved state, or None when the node has never saved one."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            state = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError or json.JSONDecodeError
+            raise DataFileError(self.path, f"invalid state file ({exc}); {_RESET_HINT}") from None
+        if not isinstance(state, dict):
+            kind = type(state).__name__
+            raise DataFileError(
+                self.path, f"expected a JSON object, found a {kind}; {_RESET_HINT}"
+            )
+        return state
+
+
+_RESET_HINT = (
+    "to reset the node, stop it and delete this file, which makes it forget its term,"
+    " vote and configuration (a sync node may then vote twice in one term)"
+)
+
+
+def _json_default(value: object) -> object:
+    """Convert enums, dataclasses and sets for json.dumps; anything else becomes its str()."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return str(value)
+
+
+# --- Diagnostic logs -------------------------------------------------------------------------
+
+_EVENT_KEYS = frozenset({"time", "node", "event"})
+
+
+class EventLog:
+    """An append-only JSON lines log of protocol events, for diagnostics.
+
+    Each line is `{"time": <unix seconds>, "node": <id>, "event": <name>, ...fields}`.
+    Lines are buffered and written on `flush()` and `close()`. They are never
+    fsynced, so a crash can lose the last ones.
+    """
+
+    def __init__(
+        self, path: StrPath, node: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = Path(path)
+        self.node = node
+        self._clock = clock
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+
+    def write(self, event: str, fields: dict[str, Any] | None = None) -> None:
+        """Buffer one event line. Raise ValueError when a field is named time, node or event."""
+        record: dict[str, Any] = {"time": self._clock(), "node": self.node, "event": event}
+        if fields:
+            clashes = _EVENT_KEYS.intersection(fields)
+            if clashes:
+                raise ValueError(f"event field names {sorted(clashes)} are reserved")
+            record.update(fields)
+        line = json.dumps(record, ensure_ascii=False, default=_json_default)
+        self._file.write(line + "\n")
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

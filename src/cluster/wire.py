@@ -1,0 +1,660 @@
+"""Frame codec for cluster messages: messages in, bytes out, and back.
+
+A frame is a 4-byte big-endian unsigned length N followed by N bytes: one
+byte of protocol version (`WIRE_VERSION`), then a UTF-8 JSON object
+`{"type": "<ClassName>", <field>: <value>, ...}` for one dataclass of
+`cluster.core.messages.MESSAGE_TYPES`. Entries and client marks are encoded as
+JSON arrays of their fields in declaration order, because batches of hundreds
+of entries are the hot path. A store configuration is an object, enums are
+their values, tuples are arrays and an optional field that is None is null.
+
+This module never touches a socket. Decoding is strict and driven by the
+dataclass annotations, which are read once at import into per-class tables.
+Every way a peer can break the format raises a subclass of `ProtocolError`,
+whose message names the bad value. The caller logs it, closes that connection
+and keeps serving the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import json
+import operator
+import reprlib
+import struct
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, NoReturn, cast
+
+from cluster.core import messages
+from cluster.core.messages import (
+    CatchUp,
+    CatchUpReply,
+    ClientReply,
+    ClientRequest,
+    Commit,
+    EpochReady,
+    EpochSync,
+    EpochSyncReply,
+    FetchEntries,
+    FetchReply,
+    Heartbeat,
+    HeartbeatReply,
+    NewEpoch,
+    Replicate,
+    ReplicateReply,
+    RequestVote,
+    StatusReply,
+    StatusRequest,
+    StorePing,
+    StoreStatus,
+    VoteReply,
+    Write,
+    WriteAck,
+    WriteReject,
+)
+
+WIRE_VERSION = 1
+
+# The largest frame, counted after the 4-byte length prefix. A reader checks
+# the prefix against this limit before it reads or buffers any of the payload,
+# so a corrupt or hostile prefix cannot make a node allocate gigabytes. The
+# batches of `cluster.core.batching` stay far below it: at most 256 entries and
+# about 1 MiB of text, which JSON escaping can grow to at most about 1.5 MiB.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+LENGTH_BYTES = 4
+
+# Every integer field in the messages counts something (terms, epochs, sequence
+# numbers, ids, Lamport times), so the codec accepts 0 up to the signed 64-bit
+# maximum, the range that other implementations can store.
+MAX_WIRE_INT = 2**63 - 1
+
+Message = (
+    RequestVote
+    | VoteReply
+    | Heartbeat
+    | HeartbeatReply
+    | NewEpoch
+    | Write
+    | StorePing
+    | FetchEntries
+    | EpochReady
+    | WriteAck
+    | WriteReject
+    | StoreStatus
+    | FetchReply
+    | EpochSync
+    | EpochSyncReply
+    | Replicate
+    | ReplicateReply
+    | Commit
+    | CatchUp
+    | CatchUpReply
+    | ClientRequest
+    | ClientReply
+    | StatusRequest
+    | StatusReply
+)
+
+_LENGTH = struct.Struct(">I")
+_HEADER = struct.Struct(">IB")
+
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxstring = 60
+_PREVIEW.maxother = 60
+_PREVIEW.maxlong = 60
+_PREVIEW.maxlist = 6
+_PREVIEW.maxdict = 4
+_PREVIEW.maxlevel = 2
+_PREVIEW_CHARS = 80
+
+
+def _preview(value: object) -> str:
+    """Return a short repr of `value` for error messages (at most about 80 characters)."""
+    text = _PREVIEW.repr(value)
+    if len(text) > _PREVIEW_CHARS:
+        text = text[: _PREVIEW_CHARS - 3] + "..."
+    return text
+
+
+# --- Errors ---------------------------------------------------------------------
+
+
+class ProtocolError(Exception):
+    """The peer sent bytes that break the wire protocol, so the caller closes that connection."""
+
+
+class FrameTooLarge(ProtocolError):
+    """The length prefix exceeds `MAX_FRAME_BYTES`."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__(
+            f"frame length {length} bytes exceeds the limit of {MAX_FRAME_BYTES} bytes"
+        )
+        self.length = length
+
+
+class UnsupportedVersion(ProtocolError):
+    """The version byte is not `WIRE_VERSION`."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"unsupported wire version {version}, expected {WIRE_VERSION}")
+        self.version = version
+
+
+class MalformedFrame(ProtocolError):
+    """The frame is empty or truncated, or its payload is not UTF-8 JSON."""
+
+
+class UnknownMessageType(ProtocolError):
+    """The "type" member names no message of `MESSAGE_TYPES`."""
+
+    def __init__(self, type_name: object) -> None:
+        super().__init__(f"unknown message type {_preview(type_name)}")
+        self.type_name = type_name
+
+
+# Marker for the value of a missing field in InvalidField.
+NO_VALUE: Any = object()
+
+
+class InvalidField(ProtocolError):
+    """A field of a known message is missing, unexpected or has an invalid value."""
+
+    def __init__(
+        self, message_type: str, field: str, reason: str, value: object = NO_VALUE
+    ) -> None:
+        text = f"invalid field {message_type}.{field}: {reason}"
+        if value is not NO_VALUE:
+            text += f", got {_preview(value)}"
+        super().__init__(text)
+        self.message_type = message_type
+        self.field = field
+        self.value = value
+
+
+class _BadValue(Exception):
+    """Raised by a field decoder. The caller adds the message type and field name."""
+
+    def __init__(self, reason: str, value: object, path: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.value = value
+        self.path = path  # where inside the field, such as "[3].seq"
+
+
+# --- Field decoders, built once from the annotations -----------------------------
+
+Decoder = Callable[[object], object]
+Encoder = Callable[[Any], object]
+
+
+def _decode_int(value: object) -> int:
+    if type(value) is not int:
+        raise _BadValue(f"expected an integer, not {_json_kind(value)}", value)
+    if not 0 <= value <= MAX_WIRE_INT:
+        raise _BadValue(f"expected an integer from 0 to {MAX_WIRE_INT}", value)
+    return value
+
+
+def _decode_bool(value: object) -> bool:
+    if type(value) is not bool:
+        raise _BadValue(f"expected true or false, not {_json_kind(value)}", value)
+    return value
+
+
+def _decode_str(value: object) -> str:
+    if type(value) is not str:
+        raise _BadValue(f"expected a string, not {_json_kind(value)}", value)
+    _check_text(value)
+    return value
+
+
+def _check_text(value: str) -> None:
+    """Check that `value` is valid Unicode of at most MAX_TEXT_BYTES UTF-8 bytes."""
+    if value.isascii():
+        size = len(value)
+    else:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise _BadValue("string contains a lone surrogate (\\ud800-\\udfff)", value) from None
+    if size > messages.MAX_TEXT_BYTES:
+        raise _BadValue(
+            f"string of {size} UTF-8 bytes exceeds the limit of {messages.MAX_TEXT_BYTES}", value
+        )
+
+
+_JSON_KINDS = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number with a fraction or exponent",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _json_kind(value: object) -> str:
+    """Name the JSON type of a decoded value, for error messages."""
+    return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+def _enum_decoder(enum_type: type[enum.Enum]) -> Decoder:
+    members = {member.value: member for member in enum_type}
+    allowed = ", ".join(repr(value) for value in members)
+
+    def decode_enum(value: object) -> object:
+        if type(value) is str and value in members:
+            return members[value]
+        raise _BadValue(f"expected one of {allowed}", value)
+
+    return decode_enum
+
+
+def _array_decoder(item_decoder: Decoder) -> Decoder:
+    def decode_array(value: object) -> tuple[object, ...]:
+        if type(value) is not list:
+            raise _BadValue(f"expected an array, not {_json_kind(value)}", value)
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(item_decoder(item))
+            except _BadValue as exc:
+                raise _BadValue(exc.reason, exc.value, f"[{index}]{exc.path}") from None
+        return tuple(items)
+
+    return decode_array
+
+
+def _object_decoder(cls: type) -> Decoder:
+    """Decode a nested dataclass encoded as a JSON object with exactly its fields."""
+    fields = _field_decoders(cls)
+    names = frozenset(name for name, _ in fields)
+
+    def decode_object(value: object) -> object:
+        if type(value) is not dict:
+            raise _BadValue(f"expected an object, not {_json_kind(value)}", value)
+        if value.keys() != names:
+            missing = sorted(names - value.keys())
+            if missing:
+                raise _BadValue("missing field", NO_VALUE, f".{missing[0]}")
+            extra = sorted(value.keys() - names)
+            raise _BadValue("unexpected field", value[extra[0]], f".{extra[0]}")
+        arguments = []
+        for name, decode in fields:
+            try:
+                arguments.append(decode(value[name]))
+            except _BadValue as exc:
+                raise _BadValue(exc.reason, exc.value, f".{name}{exc.path}") from None
+        return cls(*arguments)
+
+    return decode_object
+
+
+def _row_decoder(cls: type) -> Decoder:
+    """Decode a tuple of dataclasses encoded as arrays of field values.
+
+    This is the hot path (a Write or Replicate carries up to 256 entries), so
+    the integer and string columns are checked inline instead of through one
+    decoder call per value.
+    """
+    hints = typing.get_type_hints(cls)
+    names = [field.name for field in dataclasses.fields(cls)]
+    int_columns = tuple(i for i, name in enumerate(names) if hints[name] is int)
+    str_columns = tuple(i for i, name in enumerate(names) if hints[name] is str)
+    if len(int_columns) + len(str_columns) != len(names):
+        raise TypeError(f"{cls.__name__}: array rows support only int and str fields")
+    width = len(names)
+    layout = ", ".join(names)
+
+    def decode_rows(value: object) -> tuple[object, ...]:
+        if type(value) is not list:
+            raise _BadValue(f"expected an array, not {_json_kind(value)}", value)
+        rows = []
+        for index, row in enumerate(value):
+            if type(row) is not list or len(row) != width:
+                reason = f"expected an array of {width} values [{layout}]"
+                raise _BadValue(reason, row, f"[{index}]")
+            for column in int_columns:
+                number = row[column]
+                if type(number) is not int or not 0 <= number <= MAX_WIRE_INT:
+                    _reject_column(row, index, column, names[column], _decode_int)
+            for column in str_columns:
+                text = row[column]
+                if type(text) is str and text.isascii() and len(text) <= messages.MAX_TEXT_BYTES:
+                    continue
+                try:
+                    _decode_str(text)  # non-ASCII text is valid when it passes this full check
+                except _BadValue as exc:
+                    raise _BadValue(exc.reason, text, f"[{index}].{names[column]}") from None
+            rows.append(cls(*row))
+        return tuple(rows)
+
+    return decode_rows
+
+
+def _reject_column(row: list[Any], index: int, column: int, name: str, decode: Decoder) -> NoReturn:
+    try:
+        decode(row[column])
+    except _BadValue as exc:
+        raise _BadValue(exc.reason, row[column], f"[{index}].{name}") from None
+    raise AssertionError("the inline check and the column decoder disagree")
+
+
+def _optional_item(hint: Any) -> Any:
+    """Return X for the annotation `X | None`, or None for any other annotation."""
+    arguments = typing.get_args(hint)
+    if typing.get_origin(hint) in (types.UnionType, typing.Union) and len(arguments) == 2:
+        if arguments[1] is type(None):
+            return arguments[0]
+        if arguments[0] is type(None):
+            return arguments[1]
+    return None
+
+
+def _nullable_decoder(item_decoder: Decoder) -> Decoder:
+    def decode_nullable(value: object) -> object:
+        return None if value is None else item_decoder(value)
+
+    return decode_nullable
+
+
+def _decoder_for(hint: Any) -> Decoder:
+    optional = _optional_item(hint)
+    if optional is not None:
+        return _nullable_decoder(_decoder_for(optional))
+    if hint is bool:
+        return _decode_bool
+    if hint is int:
+        return _decode_int
+    if hint is str:
+        return _decode_str
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _enum_decoder(hint)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _object_decoder(hint)
+    item = _tuple_item(hint)
+    if dataclasses.is_dataclass(item) and isinstance(item, type):
+        return _row_decoder(item)
+    return _array_decoder(_decoder_for(item))
+
+
+def _encoder_for(hint: Any) -> Encoder | None:
+    """Return the conversion to JSON values, or None when `json` can encode the value as is."""
+    optional = _optional_item(hint)
+    if optional is not None:
+        convert = _encoder_for(optional)
+        if convert is None:
+            return None
+
+        def encode_nullable(value: Any) -> object:
+            return None if value is None else convert(value)
+
+        return encode_nullable
+    if hint in (bool, int, str):
+        return None
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return operator.attrgetter("value")
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        fields = _field_encoders(hint)
+
+        def encode_object(value: Any) -> dict[str, object]:
+            return {name: _convert(getattr(value, name), convert) for name, convert in fields}
+
+        return encode_object
+    item = _tuple_item(hint)
+    if dataclasses.is_dataclass(item) and isinstance(item, type):
+        row = operator.attrgetter(*(field.name for field in dataclasses.fields(item)))
+
+        def encode_rows(value: Any) -> list[object]:
+            return list(map(row, value))
+
+        return encode_rows
+    if _encoder_for(item) is not None:
+        raise TypeError(f"no wire format for {hint!r}")
+    return None  # a tuple of plain values, which json writes as an array
+
+
+def _convert(value: object, convert: Encoder | None) -> object:
+    return value if convert is None else convert(value)
+
+
+def _tuple_item(hint: Any) -> Any:
+    """Return X for the annotation tuple[X, ...], and raise TypeError for any other annotation."""
+    arguments = typing.get_args(hint)
+    if typing.get_origin(hint) is not tuple or len(arguments) != 2 or arguments[1] is not ...:
+        raise TypeError(f"no wire format for {hint!r}")
+    return arguments[0]
+
+
+def _field_decoders(cls: type) -> list[tuple[str, Decoder]]:
+    hints = typing.get_type_hints(cls)
+    return [(field.name, _decoder_for(hints[field.name])) for field in dataclasses.fields(cls)]
+
+
+def _field_encoders(cls: type) -> list[tuple[str, Encoder | None]]:
+    hints = typing.get_type_hints(cls)
+    return [(field.name, _encoder_for(hints[field.name])) for field in dataclasses.fields(cls)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _MessageTable:
+    name: str
+    cls: type
+    names: frozenset[str]
+    decoders: tuple[tuple[str, Decoder], ...]
+    encoders: tuple[tuple[str, Encoder | None], ...]
+
+
+def _build_tables() -> tuple[dict[str, _MessageTable], dict[type, _MessageTable]]:
+    by_name: dict[str, _MessageTable] = {}
+    for name, cls in messages.MESSAGE_TYPES.items():
+        decoders = tuple(_field_decoders(cls))
+        by_name[name] = _MessageTable(
+            name=name,
+            cls=cls,
+            names=frozenset(field for field, _ in decoders),
+            decoders=decoders,
+            encoders=tuple(_field_encoders(cls)),
+        )
+    by_class = {table.cls: table for table in by_name.values()}
+    return by_name, by_class
+
+
+_TABLES_BY_NAME, _TABLES_BY_CLASS = _build_tables()
+
+
+# --- Encoding --------------------------------------------------------------------
+
+_JSON_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, check_circular=False, allow_nan=False, separators=(",", ":")
+)
+
+
+def encode(message: Message) -> bytes:
+    """Encode `message` as one frame, length prefix included.
+
+    Raises TypeError for an object that is not a message type, and ValueError
+    when the frame would exceed MAX_FRAME_BYTES or a string contains a lone
+    surrogate, which UTF-8 cannot encode.
+    """
+    table = _TABLES_BY_CLASS.get(type(message))
+    if table is None:
+        raise TypeError(f"cannot encode {type(message).__name__}: not a message type")
+
+    document: dict[str, object] = {"type": table.name}
+    for name, convert in table.encoders:
+        value = getattr(message, name)
+        document[name] = value if convert is None else convert(value)
+    body = _JSON_ENCODER.encode(document).encode("utf-8")
+
+    length = len(body) + 1
+    if length > MAX_FRAME_BYTES:
+        raise ValueError(
+            f"{table.name} frame of {length} bytes exceeds MAX_FRAME_BYTES ({MAX_FRAME_BYTES});"
+            " send its entries in smaller batches"
+        )
+    return _HEADER.pack(length, WIRE_VERSION) + body
+
+
+# --- Decoding --------------------------------------------------------------------
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"duplicate key {_preview(key)}")
+            seen.add(key)
+    return document
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_JSON_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant
+)
+
+
+def check_length(length: int) -> int:
+    """Return `length` from a length prefix, or raise FrameTooLarge or MalformedFrame."""
+    if length > MAX_FRAME_BYTES:
+        raise FrameTooLarge(length)
+    if length == 0:
+        raise MalformedFrame("empty frame: the length prefix is 0, so the version byte is missing")
+    return length
+
+
+def decode_payload(payload: bytes) -> Message:
+    """Decode the bytes of one frame that follow its length prefix."""
+    if not payload:
+        raise MalformedFrame("empty frame: the version byte is missing")
+    if payload[0] != WIRE_VERSION:
+        raise UnsupportedVersion(payload[0])
+
+    try:
+        text = str(memoryview(payload)[1:], "utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedFrame(f"payload is not valid UTF-8: {exc}") from None
+    try:
+        document = _JSON_DECODER.decode(text)
+    except RecursionError:
+        raise MalformedFrame("payload JSON is nested too deeply") from None
+    except ValueError as exc:  # json.JSONDecodeError, a duplicate key, NaN, or a too long integer
+        raise MalformedFrame(f"payload is not valid JSON: {exc}") from None
+    if type(document) is not dict:
+        raise MalformedFrame(f"payload is {_json_kind(document)}, expected a JSON object")
+
+    return _decode_document(document)
+
+
+def _decode_document(document: dict[str, Any]) -> Message:
+    if "type" not in document:
+        raise MalformedFrame('payload object has no "type" member')
+    type_name = document.pop("type")
+    table = _TABLES_BY_NAME.get(type_name) if type(type_name) is str else None
+    if table is None:
+        raise UnknownMessageType(type_name)
+
+    if document.keys() != table.names:
+        missing = sorted(table.names - document.keys())
+        if missing:
+            raise InvalidField(table.name, missing[0], "missing field")
+        extra = sorted(document.keys() - table.names)
+        raise InvalidField(table.name, extra[0], "unexpected field", document[extra[0]])
+
+    arguments = []
+    for name, decode in table.decoders:
+        try:
+            arguments.append(decode(document[name]))
+        except _BadValue as exc:
+            raise InvalidField(table.name, name + exc.path, exc.reason, exc.value) from None
+    return cast(Message, table.cls(*arguments))
+
+
+class FrameDecoder:
+    """Split a byte stream into frames and decode them, for tests and the simulator.
+
+    After a ProtocolError the stream position is lost, so the decoder stays
+    failed and raises the same error on every later `feed`.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._error: ProtocolError | None = None
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add `data` and return the messages of every frame it completes.
+
+        A ProtocolError discards the messages decoded earlier in the same call,
+        because the caller closes the connection anyway. A length prefix is
+        checked as soon as its 4 bytes arrive, before its payload is buffered.
+        """
+        if self._error is not None:
+            raise self._error
+        buffer = self._buffer
+        buffer += data
+        decoded: list[Message] = []
+        start = 0
+        try:
+            while len(buffer) - start >= LENGTH_BYTES:
+                (length,) = _LENGTH.unpack_from(buffer, start)
+                check_length(length)
+                end = start + LENGTH_BYTES + length
+                if end > len(buffer):
+                    break
+                decoded.append(decode_payload(bytes(buffer[start + LENGTH_BYTES : end])))
+                start = end
+        except ProtocolError as exc:
+            self._error = exc
+            buffer.clear()
+            raise
+        del buffer[:start]
+        return decoded
+
+    @property
+    def buffered(self) -> int:
+        """Number of bytes received that do not yet form a whole frame."""
+        return len(self._buffer)
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Message:
+    """Read and decode one frame from `reader`.
+
+    Raises EOFError when the peer closed the connection between frames,
+    MalformedFrame when it closed in the middle of one, and another
+    ProtocolError for a frame that breaks the format. The length prefix is
+    checked before any of the payload is read.
+    """
+    try:
+        prefix = await reader.readexactly(LENGTH_BYTES)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            raise EOFError("connection closed by the peer") from None
+        raise MalformedFrame(
+            f"connection closed after {len(exc.partial)} of {LENGTH_BYTES} length prefix bytes"
+        ) from None
+
+    (length,) = _LENGTH.unpack(prefix)
+    check_length(length)
+    try:
+        payload = await reader.readexactly(length)
+    except asyncio.IncompleteReadError as exc:
+        raise MalformedFrame(
+            f"connection closed after {len(exc.partial)} of {length} frame bytes"
+        ) from None
+    return decode_payload(payload)
