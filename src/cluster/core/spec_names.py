@@ -56,7 +56,7 @@ def _import_protocol_modules() -> None:
         "cluster.core.store_node",
         "cluster.core.client",
         "cluster.core.output",
-        "cluster.core.faults",
+        "cluster.sim.world",
         "cluster.invariants",
     ):
         importlib.import_module(module)

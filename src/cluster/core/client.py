@@ -1,0 +1,165 @@
+"""Client session: timestamped messages, retried until each is acknowledged once.
+
+A `ClientSession` numbers its messages 1, 2, 3, ... and keeps a window of them
+in flight to one sync node. It keeps a Lamport clock: it increments the clock
+before each new message and moves it past every timestamp in a reply. After a
+redirect, a timeout or a lost connection it resends every unacknowledged
+message in order with its original request id and timestamp, so the leader
+can apply each message once and in the order the client sent it.
+
+It never touches sockets or clocks; the driver delivers replies and ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cluster.core.effects import Effect, Event, Send
+from cluster.core.messages import ClientReply, ClientRequest, ReplyStatus
+from cluster.core.spec_names import action
+from cluster.core.timers import Timers
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = 32
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    request_id: int
+    lamport: int
+    text: str
+
+
+class ClientSession:
+    """One client's protocol state machine."""
+
+    def __init__(
+        self,
+        client_id: int,
+        sync_ids: Sequence[int],
+        texts: Iterable[str],
+        first_target: int | None = None,
+        window: int = DEFAULT_WINDOW,
+        timers: Timers | None = None,
+    ) -> None:
+        if not sync_ids:
+            raise ValueError("a client needs at least one sync node")
+        if window < 1:
+            raise ValueError(f"client window must be at least 1, got {window}")
+        self.client_id = client_id
+        self.sync_ids = tuple(sync_ids)
+        self.window = window
+        self.timers = timers or Timers()
+        self.queue: deque[str] = deque(texts)
+
+        self.clock = 0
+        self.next_request_id = 1
+        self.in_flight: dict[int, InFlight] = {}
+        self.target = first_target if first_target in self.sync_ids else self.sync_ids[0]
+        self.now = 0
+        self.last_progress = 0
+        self.resend_at = -1  # tick of a scheduled resend after a RETRY, -1 when none
+        self.acked = 0
+
+    @property
+    def done(self) -> bool:
+        return not self.queue and not self.in_flight
+
+    # --- Sending -----------------------------------------------------------------
+
+    @action("ClientSend")
+    def send_request(self) -> list[Effect]:
+        """Fill the window with new messages, each with the next request id and timestamp."""
+        effects: list[Effect] = []
+        while self.queue and len(self.in_flight) < self.window and self.resend_at < 0:
+            text = self.queue.popleft()
+            self.clock += 1
+            message = InFlight(self.next_request_id, self.clock, text)
+            self.next_request_id += 1
+            self.in_flight[message.request_id] = message
+            effects.append(Event("sent", {"request_id": message.request_id, "lamport": message.lamport,
+                                          "text": message.text}))
+            effects.append(self._send(message))
+        return effects
+
+    def _send(self, message: InFlight) -> Send:
+        request = ClientRequest(self.client_id, message.request_id, message.lamport, message.text)
+        return Send("sync", self.target, request)
+
+    def _resend_all(self) -> list[Effect]:
+        self.resend_at = -1
+        self.last_progress = self.now
+        effects: list[Effect] = [self._send(message) for message in self.in_flight.values()]
+        return effects + self.send_request()
+
+    def _switch_target(self, hint: int) -> None:
+        if hint in self.sync_ids and hint != self.target:
+            self.target = hint
+            return
+        index = self.sync_ids.index(self.target)
+        self.target = self.sync_ids[(index + 1) % len(self.sync_ids)]
+
+    # --- Replies -----------------------------------------------------------------
+
+    @action("HandleClientReply")
+    def handle_client_reply(self, source: int, reply: ClientReply) -> list[Effect]:
+        """Record an acknowledgement, or follow a redirect and resend what is unacknowledged."""
+        if reply.status is ReplyStatus.OK:
+            return self._acknowledge(reply)
+        if source != self.target:
+            return []  # a stale answer from a node this client already left
+
+        if reply.status is ReplyStatus.REDIRECT:
+            self._switch_target(reply.leader)
+            return self._resend_all()
+        if reply.status is ReplyStatus.OUT_OF_ORDER:
+            # Several replies of one window may say so; one resend answers them all.
+            if self.resend_at < 0:
+                self.resend_at = self.now + 1
+            return []
+
+        # RETRY: no leader or no store configuration yet. Try the hinted node, or
+        # this one again, after a short pause.
+        if reply.leader:
+            self._switch_target(reply.leader)
+        if self.resend_at < 0:
+            self.resend_at = self.now + self.timers.client_backoff
+        return []
+
+    def _acknowledge(self, reply: ClientReply) -> list[Effect]:
+        message = self.in_flight.pop(reply.request_id, None)
+        if message is None:
+            return []  # a second answer to a resent message
+        self.clock = max(self.clock, reply.lamport) + 1
+        self.acked += 1
+        self.last_progress = self.now
+        effects: list[Effect] = [
+            Event("acked", {"request_id": reply.request_id, "seq": reply.seq, "term": reply.term,
+                            "lamport": reply.lamport}),
+        ]
+        return effects + self.send_request()
+
+    # --- Timers and connections -----------------------------------------------------
+
+    def tick(self) -> list[Effect]:
+        self.now += 1
+        if 0 <= self.resend_at <= self.now:
+            return self._resend_all()
+        if self.in_flight and self.now - self.last_progress >= self.timers.client_retry:
+            logger.info("client %d: no answer from sync %d, trying the next node", self.client_id, self.target)
+            self._switch_target(0)
+            return self._resend_all()
+        return []
+
+    def handle_disconnect(self, node: int) -> list[Effect]:
+        """The connection to sync node `node` closed: move on and resend after a pause."""
+        if node != self.target:
+            return []
+        self._switch_target(0)
+        if self.in_flight and self.resend_at < 0:
+            self.resend_at = self.now + self.timers.client_backoff
+        return []

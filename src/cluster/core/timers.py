@@ -1,0 +1,35 @@
+"""Timeouts of the protocol, in ticks.
+
+The core counts time only in ticks; the node processes tick every
+`TICK_SECONDS`, and the simulator advances ticks in virtual time.
+"""
+
+from dataclasses import dataclass
+
+TICK_SECONDS = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    heartbeat_interval: int = 3
+    election_timeout_min: int = 10
+    election_timeout_max: int = 20
+    # A store member that has not answered a ping for this long is treated as failed.
+    store_failure_timeout: int = 20
+    # The leader resends unacknowledged writes, and the primary unacknowledged
+    # replication, after this long without progress.
+    write_retry: int = 20
+    # A follower whose connection to the leader closed waits at most this long
+    # before standing for election (a random value from 1 up to it).
+    leader_lost_delay: int = 3
+    client_retry: int = 100
+    client_backoff: int = 5
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval < 1:
+            raise ValueError(f"heartbeat_interval must be at least 1 tick, got {self.heartbeat_interval}")
+        if not self.heartbeat_interval < self.election_timeout_min <= self.election_timeout_max:
+            raise ValueError(
+                "election timeouts must satisfy heartbeat_interval < min <= max, got "
+                f"{self.heartbeat_interval} < {self.election_timeout_min} <= {self.election_timeout_max}"
+            )

@@ -1,0 +1,179 @@
+"""Safety invariants of the cluster, named as in the TLA+ spec.
+
+Each function takes plain data (logs, files, histories) and returns the list
+of violations it found, as sentences; an empty list means the invariant
+holds. The simulator calls them on the state of its in-memory cluster after
+every step, and `cluster verify` calls them on the files of a data directory,
+so a student reads the same rule in the spec, in the simulator's report and
+in the verification of a real run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+from cluster.core.messages import Entry
+from cluster.core.spec_names import invariant
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """An acknowledgement a client received: its request sits at `seq` (0 when not reported)."""
+
+    client_id: int
+    request_id: int
+    seq: int
+
+
+@invariant("ElectionSafetyInv")
+def election_safety(leaders: Iterable[tuple[int, int]]) -> list[str]:
+    """At most one leader per term: `leaders` holds every (term, node) that ever led."""
+    by_term: dict[int, set[int]] = {}
+    for term, node in leaders:
+        by_term.setdefault(term, set()).add(node)
+    return [
+        f"term {term} had {len(nodes)} leaders: sync nodes {sorted(nodes)}"
+        for term, nodes in sorted(by_term.items())
+        if len(nodes) > 1
+    ]
+
+
+@invariant("EpochFencingInv")
+def epoch_fencing(stale_accepts: Mapping[int, int], epoch_history: Mapping[int, Sequence[int]]) -> list[str]:
+    """No store node accepts a write or configuration from an older epoch or term.
+
+    `stale_accepts` counts, per store node, messages it accepted although they
+    carried an older epoch; `epoch_history` lists the epochs each node had
+    installed, in order, which must never decrease.
+    """
+    violations = [
+        f"store node {node} accepted {count} messages from older epochs"
+        for node, count in sorted(stale_accepts.items())
+        if count
+    ]
+    for node, epochs in sorted(epoch_history.items()):
+        for before, after in pairwise(epochs):
+            if after < before:
+                violations.append(f"store node {node} went back from epoch {before} to epoch {after}")
+                break
+    return violations
+
+
+@invariant("CommittedOnAllInv")
+def committed_on_all(committed: Sequence[Entry], member_logs: Mapping[int, Sequence[Entry]]) -> list[str]:
+    """Every committed entry is on every store node of the current configuration."""
+    violations = []
+    for node, log in sorted(member_logs.items()):
+        if len(log) < len(committed):
+            violations.append(
+                f"store node {node} holds {len(log)} entries but {len(committed)} are committed"
+            )
+            continue
+        mismatch = _first_mismatch(log, committed)
+        if mismatch is not None:
+            violations.append(f"store node {node} differs from the committed log at seq {mismatch}")
+    return violations
+
+
+@invariant("LogMatchingInv")
+def log_matching(
+    member_logs: Mapping[int, Sequence[Entry]],
+    all_logs: Mapping[int, Sequence[Entry]],
+    commits: Mapping[int, int],
+    committed: Sequence[Entry],
+) -> list[str]:
+    """Members of the configuration agree wherever both hold an entry, and every node
+    agrees with the committed log on the prefix it counts as committed."""
+    violations = []
+    members = sorted(member_logs)
+    for index, first in enumerate(members):
+        for second in members[index + 1 :]:
+            mismatch = _first_mismatch(member_logs[first], member_logs[second])
+            if mismatch is not None:
+                violations.append(f"store nodes {first} and {second} disagree at seq {mismatch}")
+    for node, log in sorted(all_logs.items()):
+        commit = min(commits.get(node, 0), len(log))
+        if commit > len(committed):
+            violations.append(
+                f"store node {node} counts {commit} entries committed but only {len(committed)} are"
+            )
+            continue
+        mismatch = _first_mismatch(log[:commit], committed)
+        if mismatch is not None:
+            violations.append(f"store node {node} has a committed entry at seq {mismatch} that differs")
+    return violations
+
+
+@invariant("OutputPrefixInv")
+def output_prefix(output: Sequence[Entry], committed: Sequence[Entry]) -> list[str]:
+    """The output file is a prefix of the committed log."""
+    if len(output) > len(committed):
+        return [f"output.txt holds {len(output)} entries but only {len(committed)} are committed"]
+    mismatch = _first_mismatch(output, committed)
+    if mismatch is not None:
+        return [f"output.txt differs from the committed log at seq {mismatch}"]
+    for position, entry in enumerate(output, start=1):
+        if entry.seq != position:
+            return [f"output.txt line {position} carries seq {entry.seq}"]
+    return []
+
+
+@invariant("LamportOrderInv")
+def lamport_order(committed: Sequence[Entry]) -> list[str]:
+    """Lamport timestamps strictly increase along the committed log."""
+    for before, after in pairwise(committed):
+        if after.lamport <= before.lamport:
+            return [
+                f"Lamport timestamp does not increase from seq {before.seq} ({before.lamport}) "
+                f"to seq {after.seq} ({after.lamport})"
+            ]
+    return []
+
+
+@invariant("ClientOrderInv")
+def client_order(committed: Sequence[Entry]) -> list[str]:
+    """Each client's messages appear in the order that client sent them, each exactly once."""
+    violations = []
+    last: dict[int, Entry] = {}
+    for entry in committed:
+        previous = last.get(entry.client_id)
+        if previous is not None and entry.request_id <= previous.request_id:
+            kind = "twice" if entry.request_id == previous.request_id else "out of order"
+            violations.append(
+                f"client {entry.client_id} request {entry.request_id} appears {kind} "
+                f"(seq {previous.seq} and seq {entry.seq})"
+            )
+        last[entry.client_id] = entry
+    return violations
+
+
+@invariant("AckedCommittedInv")
+def acked_committed(acks: Iterable[Ack], committed: Sequence[Entry], output: Sequence[Entry]) -> list[str]:
+    """Every message acknowledged to a client is in the committed log and in the output file."""
+    in_output = {(entry.client_id, entry.request_id): entry.seq for entry in output}
+    in_committed = {(entry.client_id, entry.request_id) for entry in committed}
+    violations = []
+    for ack in acks:
+        key = (ack.client_id, ack.request_id)
+        if key not in in_committed:
+            violations.append(f"client {ack.client_id} request {ack.request_id} was acknowledged but not committed")
+        elif key not in in_output:
+            violations.append(
+                f"client {ack.client_id} request {ack.request_id} was acknowledged but is not in output.txt"
+            )
+        elif ack.seq and in_output[key] != ack.seq:
+            violations.append(
+                f"client {ack.client_id} request {ack.request_id} was acknowledged at seq {ack.seq} "
+                f"but output.txt has it at seq {in_output[key]}"
+            )
+    return violations
+
+
+def _first_mismatch(first: Sequence[Entry], second: Sequence[Entry]) -> int | None:
+    """Return the first seq where both sequences hold an entry and the entries differ."""
+    for index in range(min(len(first), len(second))):
+        if first[index] != second[index]:
+            return index + 1
+    return None
