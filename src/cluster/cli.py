@@ -1,0 +1,302 @@
+"""The `cluster` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cluster.core.bugs import parse_bugs
+from cluster.core.messages import MAX_TEXT_BYTES
+from cluster.files import DataFileError
+from cluster.i18n import _
+from cluster.launcher import RunError, RunOptions, check_options, find_leader, find_primary, prepare_data_dir
+from cluster.node.settings import (
+    DEFAULT_DATA_DIR,
+    NodeAddress,
+    NodeSettings,
+    SettingsError,
+    check_member,
+    parse_node_list,
+    parse_port,
+    resolve_node_id,
+)
+from cluster.status import format_table, query_all, query_status
+from cluster.wire import ProtocolError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cluster",
+        description=_("Cluster Sync and Cluster Store: leader election, primary-backup remote write "
+                      "and Lamport clocks, run as local processes."),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help=_("run a whole cluster on this machine and verify the result"))
+    run.add_argument("--sync", type=int, default=5, help=_("number of sync nodes (default: 5)"))
+    run.add_argument("--store", type=int, default=3, help=_("number of store nodes (default: 3)"))
+    run.add_argument("--clients", type=int, default=5, help=_("number of clients (default: 5)"))
+    run.add_argument("--messages", type=int, default=50,
+                     help=_("messages each client sends when --input is not given (default: 50)"))
+    run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                     help=_("directory for output.txt, backups and logs (default: ./shared_data)"))
+    run.add_argument("--input", type=Path, dest="input_file",
+                     help=_("send the lines of this UTF-8 file, split among the clients "
+                            "(at most {limit} bytes per line)").format(limit=MAX_TEXT_BYTES))
+    run.add_argument("--seed", type=int, help=_("seed for election timeouts and chaos (default: random)"))
+    run.add_argument("--chaos", action="store_true",
+                     help=_("kill and restart the sync leader and the store primary while clients send"))
+    run.add_argument("--fresh", action="store_true",
+                     help=_("remove the files of an earlier run from the data directory first"))
+    run.add_argument("--bug", default="", help=_("switch on named protocol mistakes, comma-separated"))
+
+    for role in ("sync", "store"):
+        node = commands.add_parser(role, help=_("run one {role} node (flags or environment variables)").format(
+            role=role))
+        _add_node_flags(node)
+
+    client = commands.add_parser("client", help=_("run one client (flags or environment variables)"))
+    client.add_argument("--id", type=int, help=_("client id, from 1 (environment: ID)"))
+    client.add_argument("--sync-nodes", help=_("host:port:cluster_port of every sync node (environment: SYNC_NODES)"))
+    client.add_argument("--messages", type=int, help=_("messages to send (environment: MESSAGES, default: 50)"))
+    client.add_argument("--input", type=Path, help=_("send the lines of this UTF-8 file (environment: INPUT)"))
+    client.add_argument("--data-dir", type=Path, help=_("directory for the client log (environment: DATA_DIR)"))
+
+    status = commands.add_parser("status", help=_("show role, term, epoch and commit index of every node"))
+    status.add_argument("--data-dir", type=Path, help=_("read node addresses from DIR/cluster.json of a local run"))
+    status.add_argument("--sync-nodes", help=_("host:port:cluster_port of every sync node"))
+    status.add_argument("--store-nodes", help=_("host:port:cluster_port of every store node"))
+    status.add_argument("--host", default="127.0.0.1", help=_("host of a single node (default: 127.0.0.1)"))
+    status.add_argument("--port", type=int, help=_("client port of a single node to ask"))
+    status.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
+
+    verify = commands.add_parser("verify", help=_("check a data directory against the cluster's guarantees"))
+    verify.add_argument("data_dir", type=Path, metavar="DIR", help=_("data directory of a finished run"))
+
+    health = commands.add_parser("health", help=_("exit 0 if the node on this port answers (for health checks)"))
+    health.add_argument("--host", default="127.0.0.1", help=_("node host (default: 127.0.0.1)"))
+    health.add_argument("--port", type=int, required=True, help=_("client port of the node"))
+
+    return parser
+
+
+def _add_node_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--id", type=int, help=_("node id, from 1 (environment: ID, or the POD_NAME ordinal)"))
+    parser.add_argument("--port", help=_("client port (environment: PORT)"))
+    parser.add_argument("--cluster-port", help=_("peer port (environment: CLUSTER_PORT)"))
+    parser.add_argument("--sync-nodes", help=_("host:port:cluster_port of every sync node (environment: SYNC_NODES)"))
+    parser.add_argument("--store-nodes",
+                        help=_("host:port:cluster_port of every store node (environment: STORE_NODES)"))
+    parser.add_argument("--data-dir", type=Path, help=_("data directory (environment: DATA_DIR)"))
+    parser.add_argument("--bind", default="0.0.0.0", help=_("address to listen on (default: 0.0.0.0)"))
+    parser.add_argument("--bug", default="", help=_("switch on named protocol mistakes, comma-separated"))
+    parser.add_argument("--seed", type=int, help=_("seed for election timeouts (default: random)"))
+
+
+# --- Commands ---------------------------------------------------------------------------
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from cluster.run import run_cluster
+
+    options = RunOptions(
+        sync=args.sync, store=args.store, clients=args.clients, messages=args.messages, data_dir=args.data_dir,
+        input_file=args.input_file, seed=args.seed, chaos=args.chaos, fresh=args.fresh, bugs=parse_bugs(args.bug),
+    )
+    check_options(options)
+    from cluster.launcher import load_texts
+
+    load_texts(options)  # reject a bad input file before anything starts
+    prepare_data_dir(options)
+    print(_("starting {sync} sync nodes, {store} store nodes and {clients} clients; data in {path}").format(
+        sync=options.sync, store=options.store, clients=options.clients, path=options.data_dir))
+    summary = run_cluster(options, sys.stdout)
+
+    print(format_summary(summary))
+    print(format_report_text(summary))
+    ok = summary.report.passed and summary.clients_finished
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def format_summary(summary: object) -> str:
+    from cluster.launcher import RunSummary
+
+    assert isinstance(summary, RunSummary)
+    lines = []
+    if summary.leader is not None and summary.leader.reply is not None:
+        lines.append(_("leader: sync {node}, term {term}").format(node=summary.leader.node,
+                                                                  term=summary.leader.reply.term))
+    else:
+        lines.append(_("leader: none at the end of the run"))
+    if summary.primary is not None and summary.primary.reply is not None:
+        lines.append(_("store primary: store {node}, epoch {epoch}").format(node=summary.primary.node,
+                                                                            epoch=summary.primary.reply.epoch))
+    else:
+        lines.append(_("store primary: none at the end of the run"))
+    rate = summary.committed / summary.seconds if summary.seconds > 0 else 0.0
+    lines.append(_("messages committed: {count} in {seconds:.2f} s ({rate:.0f} messages/s)").format(
+        count=summary.committed, seconds=summary.seconds, rate=rate))
+    lines.append(_("failovers seen: {elections} leader elections, {epochs} store epochs, nodes killed: {kills}").format(
+        elections=summary.elections, epochs=summary.epochs, kills=", ".join(summary.kills) or "-"))
+    if not summary.clients_finished:
+        lines.append(_("some clients did not get every message acknowledged"))
+    return "\n".join(lines)
+
+
+def format_report_text(summary: object) -> str:
+    from cluster.launcher import RunSummary
+    from cluster.verify import format_report
+
+    assert isinstance(summary, RunSummary)
+    return format_report(summary.report)
+
+
+def node_settings(role: str, args: argparse.Namespace, env: Mapping[str, str]) -> NodeSettings:
+    """Build a node's settings from flags, falling back to the environment."""
+    node_id = resolve_node_id(args.id, env)
+    sync_nodes = parse_node_list(_flag_or_env(args.sync_nodes, env, "SYNC_NODES"), "SYNC_NODES")
+    data_dir = args.data_dir or Path(env.get("DATA_DIR") or DEFAULT_DATA_DIR)
+
+    if role == "client":
+        texts = _client_texts(args, env, node_id)
+        return NodeSettings(role, node_id, sync_nodes, (), data_dir, texts=tuple(texts))
+
+    store_nodes = parse_node_list(_flag_or_env(args.store_nodes, env, "STORE_NODES"), "STORE_NODES")
+    check_member(node_id, sync_nodes if role == "sync" else store_nodes, role)
+    port = parse_port(_flag_or_env(args.port, env, "PORT"), "PORT")
+    cluster_port = parse_port(_flag_or_env(args.cluster_port, env, "CLUSTER_PORT"), "CLUSTER_PORT")
+    return NodeSettings(
+        role, node_id, sync_nodes, store_nodes, data_dir, bind_host=args.bind, port=port,
+        cluster_port=cluster_port, bugs=parse_bugs(args.bug), seed=args.seed,
+    )
+
+
+def _client_texts(args: argparse.Namespace, env: Mapping[str, str], client_id: int) -> list[str]:
+    input_file = args.input or (Path(env["INPUT"]) if env.get("INPUT") else None)
+    if input_file is not None:
+        from cluster.launcher import load_texts
+
+        return load_texts(RunOptions(clients=1, input_file=input_file))[0]
+    count = args.messages if args.messages is not None else int(env.get("MESSAGES") or 50)
+    if count < 0:
+        raise SettingsError(_("MESSAGES must be 0 or more, got {count}").format(count=count))
+    return [f"client {client_id} message {index}" for index in range(1, count + 1)]
+
+
+def _flag_or_env(flag: str | None, env: Mapping[str, str], name: str) -> str:
+    value = flag if flag is not None else env.get(name)
+    if not value:
+        raise SettingsError(_("{name} is missing; pass --{flag} or set {name}").format(
+            name=name, flag=name.lower().replace("_", "-")))
+    return value
+
+
+def command_node(role: str, args: argparse.Namespace) -> int:
+    import os
+
+    from cluster.node.main import run_node
+
+    settings = node_settings(role, args, os.environ)
+    return run_node(settings)
+
+
+def command_status(args: argparse.Namespace) -> int:
+    if args.port is not None:
+        targets = [("node", 1, args.host, parse_port(str(args.port), "--port"))]
+    else:
+        sync_nodes, store_nodes = _status_addresses(args)
+        targets = [("sync", index, address.host, address.port) for index, address in enumerate(sync_nodes, 1)]
+        targets += [("store", index, address.host, address.port) for index, address in enumerate(store_nodes, 1)]
+    statuses = asyncio.run(query_all(targets))
+    if args.json:
+        print(json.dumps([
+            {"kind": s.role, "node": s.node, "address": f"{s.host}:{s.port}",
+             **({"error": s.error} if s.reply is None else {
+                 "role": s.reply.role, "term": s.reply.term, "leader": s.reply.leader, "epoch": s.reply.epoch,
+                 "primary": s.reply.primary, "commit": s.reply.commit, "log_len": s.reply.log_len})}
+            for s in statuses
+        ], indent=2))
+    else:
+        print(format_table(statuses))
+        leader, primary = find_leader(statuses), find_primary(statuses)
+        if leader is not None and leader.reply is not None:
+            print(_("leader: sync {node}, term {term}").format(node=leader.node, term=leader.reply.term))
+        if primary is not None and primary.reply is not None:
+            print(_("store primary: store {node}, epoch {epoch}").format(node=primary.node, epoch=primary.reply.epoch))
+    return EXIT_OK if all(status.reply is not None for status in statuses) else EXIT_FAILED
+
+
+def _status_addresses(args: argparse.Namespace) -> tuple[tuple[NodeAddress, ...], tuple[NodeAddress, ...]]:
+    if args.sync_nodes or args.store_nodes:
+        sync_nodes = parse_node_list(args.sync_nodes, "--sync-nodes") if args.sync_nodes else ()
+        store_nodes = parse_node_list(args.store_nodes, "--store-nodes") if args.store_nodes else ()
+        return sync_nodes, store_nodes
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
+    layout_path = data_dir / "cluster.json"
+    try:
+        layout = json.loads(layout_path.read_text(encoding="utf-8"))
+        return (parse_node_list(",".join(layout["sync_nodes"]), "sync_nodes"),
+                parse_node_list(",".join(layout["store_nodes"]), "store_nodes"))
+    except FileNotFoundError:
+        raise SettingsError(_("{path} not found; pass --data-dir of a running local cluster, "
+                              "--sync-nodes and --store-nodes, or --port").format(path=layout_path)) from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise SettingsError(_("{path} is not a valid cluster layout ({error})").format(
+            path=layout_path, error=error)) from None
+
+
+def command_verify(args: argparse.Namespace) -> int:
+    from cluster.verify import format_report, verify
+
+    report = verify(args.data_dir)
+    print(format_report(report))
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def command_health(args: argparse.Namespace) -> int:
+    port = parse_port(str(args.port), "--port")
+    try:
+        reply = asyncio.run(query_status(args.host, port))
+    except (OSError, TimeoutError, ProtocolError, EOFError) as error:
+        print(_("node at {host}:{port} did not answer: {error}").format(
+            host=args.host, port=port, error=error or type(error).__name__), file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{reply.role} {reply.node} term {reply.term} epoch {reply.epoch}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return command_run(args)
+        if args.command in ("sync", "store", "client"):
+            return command_node(args.command, args)
+        if args.command == "status":
+            return command_status(args)
+        if args.command == "verify":
+            return command_verify(args)
+        if args.command == "health":
+            return command_health(args)
+    except (RunError, SettingsError, DataFileError, ValueError) as error:
+        print(_("cluster: error: {error}").format(error=error), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(_("cluster: interrupted"), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    parser.error(_("unknown command {command}").format(command=args.command))
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

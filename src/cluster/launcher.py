@@ -1,0 +1,253 @@
+"""`cluster run`: a whole cluster on this machine, one operating-system process per node.
+
+The launcher picks free loopback ports, starts N sync nodes and M store nodes,
+then K clients, prints progress while the clients send, optionally kills and
+restarts the sync leader and the store primary (`--chaos`), waits for the
+store to settle, stops every node with SIGTERM and verifies the data
+directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from cluster.core.bugs import Bug
+from cluster.core.messages import MAX_TEXT_BYTES
+from cluster.i18n import _
+from cluster.node.settings import NodeAddress, NodeSettings
+from cluster.status import NodeStatus, query_all
+from cluster.verify import Report
+
+HOST = "127.0.0.1"
+STOP_SECONDS = 5.0
+# Files a run creates; `--fresh` removes exactly these.
+RUN_FILE_PATTERNS = (
+    "output.txt", "output.lock", "output.fence", "backup_*.txt", "store_*.wal", "store_*.state.json",
+    "sync_*.state.json", "events_*.jsonl", "client_*.jsonl", "cluster.json", "logs/*.log",
+)
+
+
+class RunError(ValueError):
+    """Bad input to `cluster run`; the message names the value and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    sync: int = 5
+    store: int = 3
+    clients: int = 5
+    messages: int = 50
+    data_dir: Path = Path("shared_data")
+    input_file: Path | None = None
+    seed: int | None = None
+    chaos: bool = False
+    fresh: bool = False
+    bugs: frozenset[Bug] = frozenset()
+    window: int = 32
+
+
+@dataclass(slots=True)
+class RunSummary:
+    report: Report
+    committed: int
+    seconds: float
+    leader: NodeStatus | None
+    primary: NodeStatus | None
+    kills: list[str] = field(default_factory=list)
+    elections: int = 0
+    epochs: int = 0
+    clients_finished: bool = True
+
+
+# --- Input ---------------------------------------------------------------------------
+
+
+def load_texts(options: RunOptions) -> list[list[str]]:
+    """Return each client's messages: generated, or the lines of `--input` split among clients."""
+    if options.input_file is None:
+        return [
+            [f"client {client} message {index}" for index in range(1, options.messages + 1)]
+            for client in range(1, options.clients + 1)
+        ]
+
+    path = options.input_file
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise RunError(_("cannot read --input {path}: {error}").format(path=path, error=error.strerror)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad_line = data[: error.start].count(b"\n") + 1
+        raise RunError(
+            _("--input {path} line {line} is not valid UTF-8; convert the file to UTF-8").format(
+                path=path, line=bad_line)
+        ) from None
+
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    texts: list[list[str]] = [[] for _client in range(options.clients)]
+    for number, raw_line in enumerate(lines, start=1):
+        line = raw_line.removesuffix("\r")
+        size = len(line.encode("utf-8"))
+        if size > MAX_TEXT_BYTES:
+            raise RunError(
+                _("--input {path} line {line} is {size} bytes; the limit is {limit} bytes per message, "
+                  "so split that line").format(path=path, line=number, size=size, limit=MAX_TEXT_BYTES)
+            )
+        texts[(number - 1) % options.clients].append(line)
+    return texts
+
+
+def check_options(options: RunOptions) -> None:
+    limits = {"--sync": (options.sync, 1, 9), "--store": (options.store, 1, 9),
+              "--clients": (options.clients, 1, 200), "--messages": (options.messages, 0, 1_000_000)}
+    for flag, (value, low, high) in limits.items():
+        if not low <= value <= high:
+            raise RunError(_("{flag} must be from {low} to {high}, got {value}").format(
+                flag=flag, low=low, high=high, value=value))
+    if options.chaos and options.sync < 3:
+        raise RunError(_("--chaos needs at least 3 sync nodes to survive killing the leader, got --sync {n}").format(
+            n=options.sync))
+    if options.chaos and options.store < 2:
+        raise RunError(_("--chaos needs at least 2 store nodes to survive killing the primary, got --store {n}").format(
+            n=options.store))
+
+
+def prepare_data_dir(options: RunOptions) -> None:
+    data_dir = options.data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        raise RunError(_("--data-dir {path} exists and is not a directory").format(path=data_dir))
+    leftovers = [path for pattern in RUN_FILE_PATTERNS for path in data_dir.glob(pattern)]
+    if leftovers and not options.fresh:
+        raise RunError(
+            _("--data-dir {path} holds files of an earlier run ({example}); pass --fresh to remove them, "
+              "or choose another directory").format(path=data_dir, example=leftovers[0].name)
+        )
+    for path in leftovers:
+        path.unlink()
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+
+def free_ports(count: int) -> list[int]:
+    """Return `count` distinct free TCP ports on the loopback address."""
+    sockets = []
+    try:
+        for _index in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((HOST, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+# --- Processes -------------------------------------------------------------------------
+
+
+def _node_main(settings: NodeSettings, log_path: Path, acked: Any = None) -> None:
+    from cluster.node.main import run_node
+
+    # The launcher handles Ctrl-C and stops every node with SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    on_ack: Callable[[int], None] | None = None
+    if acked is not None:
+        def on_ack(count: int) -> None:
+            acked[settings.node_id - 1] += count
+    sys.exit(run_node(settings, log_path, on_ack))
+
+
+class LocalCluster:
+    """The node processes of one local run."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.context = multiprocessing.get_context("spawn")
+        ports = free_ports(2 * (options.sync + options.store))
+        self.sync_nodes = tuple(NodeAddress(HOST, ports.pop(), ports.pop()) for _index in range(options.sync))
+        self.store_nodes = tuple(NodeAddress(HOST, ports.pop(), ports.pop()) for _index in range(options.store))
+        self.processes: dict[tuple[str, int], BaseProcess] = {}
+        self.acked = self.context.Array("q", options.clients, lock=False)
+        self.seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
+
+    def settings(self, role: str, node_id: int, texts: tuple[str, ...] = ()) -> NodeSettings:
+        nodes = self.sync_nodes if role == "sync" else self.store_nodes
+        address = nodes[node_id - 1] if role != "client" else NodeAddress(HOST, 1, 1)
+        return NodeSettings(
+            role=role, node_id=node_id, sync_nodes=self.sync_nodes, store_nodes=self.store_nodes,
+            data_dir=self.options.data_dir, bind_host=HOST, port=address.port, cluster_port=address.cluster_port,
+            bugs=self.options.bugs, seed=self.seed * 1000 + node_id if role == "sync" else None,
+            texts=texts, window=self.options.window,
+        )
+
+    def write_layout(self) -> None:
+        layout = {
+            "sync_nodes": [str(address) for address in self.sync_nodes],
+            "store_nodes": [str(address) for address in self.store_nodes],
+        }
+        (self.options.data_dir / "cluster.json").write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
+
+    def start(self, role: str, node_id: int, texts: tuple[str, ...] = ()) -> None:
+        settings = self.settings(role, node_id, texts)
+        log_path = self.options.data_dir / "logs" / f"{role}_{node_id}.log"
+        acked = self.acked if role == "client" else None
+        process = self.context.Process(target=_node_main, args=(settings, log_path, acked),
+                                       name=f"{role}-{node_id}", daemon=False)
+        process.start()
+        self.processes[(role, node_id)] = process
+
+    def kill(self, role: str, node_id: int) -> None:
+        process = self.processes[(role, node_id)]
+        if process.pid is not None and process.is_alive():
+            os.kill(process.pid, signal.SIGKILL)
+        process.join()
+
+    def stop_nodes(self) -> None:
+        """SIGTERM every node process, then SIGKILL any that has not exited in time."""
+        nodes = [process for (role, _node), process in self.processes.items() if role != "client"]
+        clients = [process for (role, _node), process in self.processes.items() if role == "client"]
+        for process in clients + nodes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        for process in clients + nodes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.join()
+
+    def client_processes(self) -> list[BaseProcess]:
+        return [process for (role, _node), process in self.processes.items() if role == "client"]
+
+    def acknowledged(self) -> int:
+        return int(sum(self.acked))
+
+    def statuses(self) -> list[NodeStatus]:
+        nodes = [("sync", index, address.host, address.port) for index, address in enumerate(self.sync_nodes, 1)]
+        nodes += [("store", index, address.host, address.port) for index, address in enumerate(self.store_nodes, 1)]
+        return asyncio.run(query_all(nodes))
+
+
+def find_leader(statuses: list[NodeStatus]) -> NodeStatus | None:
+    leaders = [s for s in statuses if s.role == "sync" and s.reply is not None and s.reply.role == "leader"]
+    return max(leaders, key=lambda s: s.reply.term if s.reply else 0, default=None)
+
+
+def find_primary(statuses: list[NodeStatus]) -> NodeStatus | None:
+    primaries = [s for s in statuses if s.role == "store" and s.reply is not None and s.reply.role == "primary"]
+    return max(primaries, key=lambda s: s.reply.epoch if s.reply else 0, default=None)

@@ -1,0 +1,1 @@
+"""Asyncio transport: framed TCP connections between nodes and from clients."""

@@ -1,0 +1,234 @@
+"""The asyncio driver shared by sync and store node processes.
+
+It feeds the protocol node one event at a time (a frame, a tick, the result
+of a disk write) and carries out the effects it returns, in rounds:
+
+1. collect the effects of every event handled since the last round;
+2. write the durable ones (state file, write-ahead log, backup file) in a
+   worker thread, with one fsync per file: this is the group commit;
+3. only then send the messages and replies of that round.
+
+Events keep arriving while a round writes to disk; their effects wait for the
+next round. No step sleeps or polls: the ticker is the only timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cluster.core.effects import AppendLog, CommitLog, Effect, Event, PersistState, Reply, Send
+from cluster.core.messages import StatusReply, StatusRequest
+from cluster.core.timers import TICK_SECONDS
+from cluster.files import EventLog, events_path
+from cluster.net.links import PeerLink, read_frames
+from cluster.node.settings import NodeSettings
+from cluster.wire import Message, encode
+
+logger = logging.getLogger(__name__)
+
+# After a pause (a stopped process, a slow disk) at most this many missed
+# ticks are delivered at once.
+MAX_CATCH_UP_TICKS = 50
+
+
+class NodeRuntime:
+    """Run one protocol node: listeners, peer links, ticker and effect rounds."""
+
+    role = "node"
+
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.node_id = settings.node_id
+        self.pending: list[Effect] = []
+        self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.links: dict[tuple[str, int], PeerLink] = {}
+        self.clients: dict[int, asyncio.StreamWriter] = {}
+        self.next_conn = 1
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.servers: list[asyncio.Server] = []
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.events = EventLog(events_path(settings.data_dir, self.role, self.node_id), self.node_id)
+
+    # --- Hooks for the concrete node -------------------------------------------------
+
+    def on_tick(self) -> list[Effect]:
+        raise NotImplementedError
+
+    def on_peer_message(self, message: Message) -> list[Effect]:
+        raise NotImplementedError
+
+    def on_client_message(self, conn: int, message: Message) -> list[Effect]:
+        if isinstance(message, StatusRequest):
+            return [Reply(conn, self.status())]
+        raise ValueError(f"the client port of a {self.role} node does not accept {type(message).__name__}")
+
+    def status(self) -> StatusReply:
+        raise NotImplementedError
+
+    def before_send(self) -> list[Effect]:
+        """Effects to add at the end of a round, before it writes (the leader's write batch)."""
+        return []
+
+    def write_durable(self, effects: list[Effect]) -> None:
+        """Carry out the durable effects of one round; runs in a worker thread."""
+        raise NotImplementedError
+
+    def run_other_effect(self, effect: Effect) -> None:
+        raise NotImplementedError(f"{self.role} node cannot carry out {type(effect).__name__}")
+
+    # --- Lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+
+        await self._listen()
+        for link in self.links.values():
+            link.start()
+        self.tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
+        self.tasks.append(asyncio.create_task(self._rounds(), name="rounds"))
+        logger.info(
+            "%s %d listening on %s ports %d (clients) and %d (cluster)",
+            self.role, self.node_id, self.settings.bind_host, self.settings.port, self.settings.cluster_port,
+        )
+        self.events.write("started", {"port": self.settings.port, "cluster_port": self.settings.cluster_port})
+
+        stop = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait([stop, *self.tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in self.tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                logger.error("%s %d: %s failed", self.role, self.node_id, task.get_name(), exc_info=task.exception())
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        logger.info("%s %d stopping", self.role, self.node_id)
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for server in self.servers:
+            server.close()
+        for link in self.links.values():
+            await link.close()
+        for writer in self.clients.values():
+            writer.close()
+        self.events.write("stopped", {})
+        self.events.close()
+
+    async def _listen(self) -> None:
+        host = self.settings.bind_host
+        self.servers.append(await asyncio.start_server(self._serve_peer, host, self.settings.cluster_port))
+        self.servers.append(await asyncio.start_server(self._serve_client, host, self.settings.port))
+
+    # --- Inbound connections -----------------------------------------------------------
+
+    async def _serve_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = _describe(writer)
+        try:
+            await read_frames(reader, lambda message: self.submit(self.on_peer_message(message)), f"peer {peer}")
+        except asyncio.CancelledError:
+            pass  # the node is shutting down; this handler is the outermost frame of its task
+        finally:
+            writer.close()
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = self.next_conn
+        self.next_conn += 1
+        self.clients[conn] = writer
+        peer = _describe(writer)
+        try:
+            await read_frames(
+                reader,
+                lambda message: self.submit(self.on_client_message(conn, message)),
+                f"client {peer}",
+                after_each=lambda: _drain_if_full(writer),
+            )
+        except asyncio.CancelledError:
+            pass  # the node is shutting down; this handler is the outermost frame of its task
+        finally:
+            self.clients.pop(conn, None)
+            writer.close()
+
+    # --- Effects ---------------------------------------------------------------------------
+
+    def submit(self, effects: list[Effect]) -> None:
+        if effects:
+            self.pending.extend(effects)
+            self.wake.set()
+
+    async def _ticker(self) -> None:
+        started = time.monotonic()
+        done = 0
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            due = int((time.monotonic() - started) / TICK_SECONDS) - done
+            if due > MAX_CATCH_UP_TICKS:
+                done += due - MAX_CATCH_UP_TICKS
+                due = MAX_CATCH_UP_TICKS
+            for _ in range(due):
+                self.submit(self.on_tick())
+            done += due
+            self.wake.set()
+
+    async def _rounds(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            effects = self.pending
+            self.pending = []
+            effects += self.before_send()
+            if not effects:
+                continue
+
+            durable = [effect for effect in effects if _is_durable(effect)]
+            if durable:
+                await asyncio.to_thread(self.write_durable, durable)
+            for effect in effects:
+                self._carry_out(effect)
+            self.events.flush()
+
+    def _carry_out(self, effect: Effect) -> None:
+        if isinstance(effect, Send):
+            link = self.links.get((effect.role, effect.node))
+            if link is None:
+                logger.error("%s %d: no link to %s %d", self.role, self.node_id, effect.role, effect.node)
+                return
+            link.send(encode(effect.message))
+        elif isinstance(effect, Reply):
+            writer = self.clients.get(effect.conn)
+            if writer is not None and not writer.is_closing():
+                writer.write(encode(effect.message))
+        elif isinstance(effect, Event):
+            self.events.write(effect.name, effect.fields)
+        elif not _is_durable(effect):
+            self.run_other_effect(effect)
+
+    def add_link(self, role: str, node: int, host: str, port: int, on_state: Callable[[bool], None]) -> None:
+        self.links[(role, node)] = PeerLink(f"{role} {node}", host, port, on_state)
+
+
+def _is_durable(effect: Effect) -> bool:
+    return isinstance(effect, PersistState | AppendLog | CommitLog)
+
+
+def _describe(writer: asyncio.StreamWriter) -> str:
+    address = writer.get_extra_info("peername")
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+async def _drain_if_full(writer: asyncio.StreamWriter) -> None:
+    """Stop reading from a client that does not read its replies, until it catches up."""
+    if writer.transport.get_write_buffer_size() > 1024 * 1024:
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()

@@ -1,0 +1,138 @@
+"""Settings of one node process, from command-line flags or environment variables.
+
+The environment names follow the container layout: `ID`, `PORT` (the
+client-facing port), `CLUSTER_PORT` (the peer port), `SYNC_NODES` and
+`STORE_NODES` (comma-separated `host:port:cluster_port`, entry i is node
+i + 1), `DATA_DIR`. Without `ID`, a Kubernetes pod takes its id from the
+ordinal in `POD_NAME` (`sync-0` is node 1) and a Job pod from
+`JOB_COMPLETION_INDEX` (index 0 is client 1).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cluster.core.bugs import Bug
+
+DEFAULT_DATA_DIR = Path("shared_data")
+
+
+class SettingsError(ValueError):
+    """A node setting is missing or invalid; the message names the value and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAddress:
+    host: str
+    port: int  # client-facing port
+    cluster_port: int  # peer port
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}:{self.cluster_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    role: str  # "sync", "store" or "client"
+    node_id: int
+    sync_nodes: tuple[NodeAddress, ...]
+    store_nodes: tuple[NodeAddress, ...]
+    data_dir: Path = DEFAULT_DATA_DIR
+    bind_host: str = "0.0.0.0"
+    port: int = 0
+    cluster_port: int = 0
+    bugs: frozenset[Bug] = frozenset()
+    seed: int | None = None
+    # Client only.
+    texts: tuple[str, ...] = field(default=())
+    window: int = 32
+
+
+def parse_port(value: str, name: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a port number from 1 to 65535, got {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"{name} must be a port number from 1 to 65535, got {port}")
+    return port
+
+
+def parse_node_list(value: str, name: str) -> tuple[NodeAddress, ...]:
+    """Parse `host:port:cluster_port,...`; raise SettingsError naming a bad entry."""
+    addresses = []
+    for index, raw in enumerate(part.strip() for part in value.split(",")):
+        if not raw:
+            continue
+        host, sep, ports = raw.rpartition(":")
+        host2, sep2, port = host.rpartition(":")
+        if not sep or not sep2 or not host2:
+            raise SettingsError(
+                f"{name} entry {index + 1} is {raw!r}; expected host:port:cluster_port, "
+                "for example 127.0.0.1:5001:6001"
+            )
+        addresses.append(
+            NodeAddress(host2, parse_port(port, f"{name} entry {index + 1} port"),
+                        parse_port(ports, f"{name} entry {index + 1} cluster port"))
+        )
+    if not addresses:
+        raise SettingsError(f"{name} is empty; list every node as host:port:cluster_port, comma-separated")
+    return tuple(addresses)
+
+
+_ORDINAL = re.compile(r"-(\d+)$")
+
+
+def resolve_node_id(flag: int | None, env: Mapping[str, str]) -> int:
+    """Return the node id from the flag, `ID`, the `POD_NAME` ordinal or `JOB_COMPLETION_INDEX`."""
+    if flag is not None:
+        return _check_id(flag, "--id")
+    if env.get("ID"):
+        return _check_id(_parse_int(env["ID"], "ID"), "ID")
+    pod_name = env.get("POD_NAME", "")
+    match = _ORDINAL.search(pod_name)
+    if match:
+        return int(match.group(1)) + 1
+    if env.get("JOB_COMPLETION_INDEX"):
+        return _parse_int(env["JOB_COMPLETION_INDEX"], "JOB_COMPLETION_INDEX") + 1
+    if pod_name:
+        raise SettingsError(f"POD_NAME {pod_name!r} has no ordinal suffix such as -0; set ID instead")
+    raise SettingsError("the node id is missing; pass --id N or set ID (ids start at 1)")
+
+
+def _parse_int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _check_id(value: int, name: str) -> int:
+    if value < 1:
+        raise SettingsError(f"{name} must be 1 or more, got {value}")
+    return value
+
+
+def check_member(node_id: int, nodes: tuple[NodeAddress, ...], role: str) -> None:
+    if node_id > len(nodes):
+        raise SettingsError(
+            f"{role} node id {node_id} has no entry in the {role.upper()}_NODES list of {len(nodes)} nodes"
+        )
+
+
+def env_path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    value = env.get(name)
+    return Path(value) if value else default
+
+
+def env_or(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return value if value else None
+
+
+def environ() -> Mapping[str, str]:
+    return os.environ

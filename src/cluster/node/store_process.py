@@ -1,0 +1,84 @@
+"""A store node process: a `StoreNode` with its write-ahead log, backup file and state file."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from cluster.core.dispatch import dispatch_store
+from cluster.core.effects import AppendLog, CommitLog, Effect, PersistState
+from cluster.core.messages import StatusReply
+from cluster.core.store_node import StoreNode
+from cluster.files import BackupFile, DataFileError, StateFile, WriteAheadLog, backup_path, store_state_path, wal_path
+from cluster.node.runtime import NodeRuntime
+from cluster.node.settings import NodeSettings
+from cluster.wire import Message
+
+logger = logging.getLogger(__name__)
+
+
+class StoreRuntime(NodeRuntime):
+    role = "store"
+
+    def __init__(self, settings: NodeSettings) -> None:
+        super().__init__(settings)
+        data_dir = settings.data_dir
+        self.state_file = StateFile(store_state_path(data_dir, self.node_id))
+        self.wal = WriteAheadLog(wal_path(data_dir, self.node_id))
+        self.backup = BackupFile(backup_path(data_dir, self.node_id))
+        log = self.wal.load()
+        committed = self.backup.load()
+        if len(committed) > len(log) or log[: len(committed)] != committed:
+            raise DataFileError(
+                backup_path(data_dir, self.node_id),
+                f"is not a prefix of {wal_path(data_dir, self.node_id)}; "
+                "the node's files disagree, so remove both to let it catch up from the primary",
+            )
+
+        store_ids = list(range(1, len(settings.store_nodes) + 1))
+        self.node = StoreNode(
+            self.node_id, store_ids, bugs=settings.bugs, persisted=self.state_file.load(),
+            log=log, commit=len(committed),
+        )
+        if log:
+            logger.info(
+                "store %d: recovered epoch %d, %d entries, %d committed",
+                self.node_id, self.node.epoch, len(log), len(committed),
+            )
+
+        for peer, address in enumerate(settings.sync_nodes, start=1):
+            self.add_link("sync", peer, address.host, address.cluster_port, _ignore)
+        for peer, address in enumerate(settings.store_nodes, start=1):
+            if peer != self.node_id:
+                self.add_link("store", peer, address.host, address.cluster_port, self._store_link_state(peer))
+
+    def _store_link_state(self, peer: int) -> Callable[[bool], None]:
+        def changed(up: bool) -> None:
+            if up:
+                self.submit(self.node.handle_peer_connected("store", peer))
+
+        return changed
+
+    def on_tick(self) -> list[Effect]:
+        return self.node.tick()
+
+    def on_peer_message(self, message: Message) -> list[Effect]:
+        return dispatch_store(self.node, message)
+
+    def status(self) -> StatusReply:
+        return self.node.status()
+
+    def write_durable(self, effects: list[Effect]) -> None:
+        states = [effect.state for effect in effects if isinstance(effect, PersistState)]
+        if states:
+            self.state_file.save(states[-1])
+        batches = [(effect.keep, effect.entries) for effect in effects if isinstance(effect, AppendLog)]
+        if batches:
+            self.wal.apply_many(batches)
+        committed = [entry for effect in effects if isinstance(effect, CommitLog) for entry in effect.entries]
+        if committed:
+            self.backup.append(committed)
+
+
+def _ignore(up: bool) -> None:
+    return None

@@ -1,0 +1,100 @@
+"""A sync node process: a `SyncNode` with its state file and the shared output file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+
+from cluster.core.dispatch import dispatch_sync
+from cluster.core.effects import AppendOutput, Effect, FenceOutput, PersistState
+from cluster.core.messages import ClientRequest, StatusReply
+from cluster.core.sync_node import SyncNode
+from cluster.files import OutputFile, StateFile, sync_state_path
+from cluster.node.runtime import NodeRuntime
+from cluster.node.settings import NodeSettings
+from cluster.wire import Message
+
+logger = logging.getLogger(__name__)
+
+
+class SyncRuntime(NodeRuntime):
+    role = "sync"
+
+    def __init__(self, settings: NodeSettings) -> None:
+        super().__init__(settings)
+        self.state_file = StateFile(sync_state_path(settings.data_dir, self.node_id))
+        self.output = OutputFile(settings.data_dir)
+        self.output_lock = asyncio.Lock()
+        self.output_tasks: set[asyncio.Task[None]] = set()
+        sync_ids = list(range(1, len(settings.sync_nodes) + 1))
+        store_ids = list(range(1, len(settings.store_nodes) + 1))
+        rng = random.Random(settings.seed if settings.seed is not None else None)
+        self.node = SyncNode(
+            self.node_id, sync_ids, store_ids, rng, bugs=settings.bugs, persisted=self.state_file.load()
+        )
+        if self.node.term:
+            logger.info("sync %d: recovered term %d, epoch %d", self.node_id, self.node.term, self.node.config.epoch)
+
+        for peer, address in enumerate(settings.sync_nodes, start=1):
+            if peer != self.node_id:
+                self.add_link("sync", peer, address.host, address.cluster_port, self._sync_link_state(peer))
+        for store, address in enumerate(settings.store_nodes, start=1):
+            self.add_link("store", store, address.host, address.cluster_port, self._store_link_state(store))
+
+    def _sync_link_state(self, peer: int) -> Callable[[bool], None]:
+        def changed(up: bool) -> None:
+            if not up:
+                self.submit(self.node.handle_peer_down(peer))
+
+        return changed
+
+    def _store_link_state(self, store: int) -> Callable[[bool], None]:
+        def changed(up: bool) -> None:
+            if up:
+                self.submit(self.node.handle_peer_connected("store", store))
+            else:
+                self.submit(self.node.handle_store_down(store))
+
+        return changed
+
+    def on_tick(self) -> list[Effect]:
+        return self.node.tick()
+
+    def on_peer_message(self, message: Message) -> list[Effect]:
+        return dispatch_sync(self.node, message)
+
+    def on_client_message(self, conn: int, message: Message) -> list[Effect]:
+        if isinstance(message, ClientRequest):
+            return self.node.handle_client_request(conn, message)
+        return super().on_client_message(conn, message)
+
+    def status(self) -> StatusReply:
+        return self.node.status()
+
+    def before_send(self) -> list[Effect]:
+        return self.node.flush()
+
+    def write_durable(self, effects: list[Effect]) -> None:
+        states = [effect.state for effect in effects if isinstance(effect, PersistState)]
+        if states:
+            self.state_file.save(states[-1])
+
+    def run_other_effect(self, effect: Effect) -> None:
+        if isinstance(effect, FenceOutput | AppendOutput):
+            task = asyncio.create_task(self._output(effect), name="output")
+            self.output_tasks.add(task)
+            task.add_done_callback(self.output_tasks.discard)
+            return
+        super().run_other_effect(effect)
+
+    async def _output(self, effect: FenceOutput | AppendOutput) -> None:
+        """Run one fenced output operation in a thread and report its result to the node."""
+        async with self.output_lock:
+            if isinstance(effect, FenceOutput):
+                decision = await asyncio.to_thread(self.output.raise_fence, effect.term)
+                self.submit(self.node.handle_fence_result(effect.term, decision))
+            else:
+                decision = await asyncio.to_thread(self.output.append, effect.term, effect.entries, self.settings.bugs)
+                self.submit(self.node.handle_output_result(effect.term, decision))

@@ -1,0 +1,169 @@
+"""Orchestrate one local run: start, send, optionally break, settle, stop, verify."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from cluster.files import events_path
+from cluster.i18n import _
+from cluster.launcher import LocalCluster, RunOptions, RunSummary, find_leader, find_primary, load_texts
+from cluster.status import NodeStatus
+from cluster.verify import verify
+
+PROGRESS_SECONDS = 0.5
+# Without a terminal, progress is printed as whole lines, less often.
+PLAIN_PROGRESS_SECONDS = 2.0
+# How long a killed node stays down before it restarts, in seconds.
+RESTART_DELAY = (0.2, 0.8)
+# A run that makes no progress for this long is stopped and reported.
+STALL_SECONDS = 60.0
+# How long to wait, after the clients finish, for every store member to commit the last entry.
+SETTLE_SECONDS = 15.0
+
+
+@dataclass(slots=True)
+class ChaosPlan:
+    """When to kill the leader and the primary, as fractions of the messages acknowledged."""
+
+    kills: list[tuple[float, str]]  # (fraction, "leader" | "primary"), sorted
+    restart_delay: float
+
+    @classmethod
+    def from_seed(cls, seed: int) -> ChaosPlan:
+        rng = random.Random(seed)
+        kills = [(rng.uniform(0.1, 0.4), "leader"), (rng.uniform(0.45, 0.75), "primary")]
+        if rng.random() < 0.5:
+            kills.append((rng.uniform(0.8, 0.9), rng.choice(["leader", "primary"])))
+        return cls(sorted(kills), rng.uniform(*RESTART_DELAY))
+
+
+def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
+    """Run the cluster described by `options`, printing progress to `out`."""
+    texts = load_texts(options)
+    total = sum(len(client_texts) for client_texts in texts)
+    cluster = LocalCluster(options)
+    cluster.write_layout()
+    plan = ChaosPlan.from_seed(cluster.seed) if options.chaos else None
+    interactive = out.isatty()
+    kills: list[str] = []
+    restarts: list[tuple[float, str, int]] = []
+
+    try:
+        for node in range(1, options.sync + 1):
+            cluster.start("sync", node)
+        for node in range(1, options.store + 1):
+            cluster.start("store", node)
+        started = time.monotonic()
+        for client, client_texts in enumerate(texts, start=1):
+            cluster.start("client", client, tuple(client_texts))
+
+        last_print = 0.0
+        last_count = -1
+        last_change = started
+        while any(process.is_alive() for process in cluster.client_processes()):
+            time.sleep(0.05)
+            now = time.monotonic()
+            count = cluster.acknowledged()
+            if count != last_count:
+                last_count, last_change = count, now
+            if now - last_change > STALL_SECONDS:
+                stalled = _("no message acknowledged for {seconds:.0f} s; stopping").format(seconds=STALL_SECONDS)
+                out.write(("\n" if interactive else "") + stalled + "\n")
+                break
+            if plan is not None:
+                _run_chaos(cluster, plan, count, total, kills, restarts, out)
+            for due, role, node in [item for item in restarts if item[0] <= now]:
+                restarts.remove((due, role, node))
+                cluster.start(role, node)
+            if now - last_print >= (PROGRESS_SECONDS if interactive else PLAIN_PROGRESS_SECONDS):
+                last_print = now
+                rate = count / max(now - started, 1e-9)
+                line = _("acknowledged {count}/{total} messages, {rate:.0f} messages/s").format(
+                    count=count, total=total, rate=rate)
+                out.write("\r" + line + "   " if interactive else line + "\n")
+                out.flush()
+        elapsed = time.monotonic() - started
+        for _due, role, node in restarts:
+            cluster.start(role, node)
+        line = _("acknowledged {count}/{total} messages, {rate:.0f} messages/s").format(
+            count=cluster.acknowledged(), total=total, rate=cluster.acknowledged() / max(elapsed, 1e-9))
+        out.write(("\r" + line + "   \n") if interactive else line + "\n")
+
+        leader, primary = _settle(cluster)
+        clients_finished = all(process.exitcode == 0 for process in cluster.client_processes())
+    finally:
+        cluster.stop_nodes()
+
+    report = verify(options.data_dir)
+    elections, epochs = _count_failovers(options)
+    return RunSummary(
+        report=report, committed=report.output_entries, seconds=elapsed, leader=leader, primary=primary,
+        kills=kills, elections=elections, epochs=epochs, clients_finished=clients_finished,
+    )
+
+
+def _run_chaos(
+    cluster: LocalCluster, plan: ChaosPlan, count: int, total: int, kills: list[str],
+    restarts: list[tuple[float, str, int]], out: TextIO,
+) -> None:
+    if not plan.kills or count < plan.kills[0][0] * total:
+        return
+    statuses = cluster.statuses()
+    target = find_leader(statuses) if plan.kills[0][1] == "leader" else find_primary(statuses)
+    if target is None:
+        return  # no leader or primary right now; try again on the next pass
+    plan.kills.pop(0)
+    cluster.kill(target.role, target.node)
+    what = f"{target.role} {target.node}"
+    kills.append(what)
+    message = _("chaos: killed {node} (SIGKILL) after {count} acknowledged messages").format(node=what, count=count)
+    out.write(("\n" if out.isatty() else "") + message + "\n")
+    restarts.append((time.monotonic() + plan.restart_delay, target.role, target.node))
+
+
+def _settle(cluster: LocalCluster) -> tuple[NodeStatus | None, NodeStatus | None]:
+    """Wait until the leader has written every entry and each store member committed it."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    leader: NodeStatus | None = None
+    primary: NodeStatus | None = None
+    while time.monotonic() < deadline:
+        statuses = cluster.statuses()
+        leader, primary = find_leader(statuses), find_primary(statuses)
+        if leader is not None and leader.reply is not None and primary is not None and primary.reply is not None:
+            written = leader.reply.commit
+            members_done = all(
+                status.reply.commit >= written
+                for status in statuses
+                if status.role == "store" and status.reply is not None and status.reply.role in ("primary", "backup")
+                and status.reply.epoch == primary.reply.epoch
+            )
+            same_epoch = primary.reply.epoch == leader.reply.epoch
+            if written >= leader.reply.log_len and members_done and same_epoch:
+                return leader, primary
+        time.sleep(0.05)
+    return leader, primary
+
+
+def _count_failovers(options: RunOptions) -> tuple[int, int]:
+    """Return (leader elections, store epochs installed) from the sync event logs."""
+    import json
+
+    terms: set[int] = set()
+    epochs: set[int] = set()
+    for node in range(1, options.sync + 1):
+        path = events_path(options.data_dir, "sync", node)
+        if not path.exists():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("event") == "became_leader":
+                terms.add(int(record["term"]))
+            elif record.get("event") == "epoch_ready":
+                epochs.add(int(record["epoch"]))
+    return len(terms), len(epochs)

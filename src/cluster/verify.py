@@ -1,0 +1,283 @@
+"""Check a data directory after a run against the cluster's guarantees.
+
+`verify` reads output.txt, every backup file, the store state files (for the
+final configuration), the client logs (what was sent and acknowledged) and
+the sync event logs (who led which term), and runs the invariants of
+`cluster.invariants` on them. The committed log is taken from the backup file
+of the final configuration's primary: after a clean stop the primary has
+committed everything any client saw acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cluster.core.config import config_from_dict
+from cluster.core.messages import Entry, StoreConfig
+from cluster.files import DataFileError, output_path, read_entries
+from cluster.i18n import _
+from cluster.invariants import (
+    Ack,
+    acked_committed,
+    client_order,
+    committed_on_all,
+    election_safety,
+    lamport_order,
+    log_matching,
+    output_prefix,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    rule: str
+    violations: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+
+@dataclass(slots=True)
+class ClientLog:
+    sent: dict[int, tuple[int, str]] = field(default_factory=dict)  # request id -> (lamport, text)
+    acks: list[Ack] = field(default_factory=list)
+    finished: bool = False
+
+
+@dataclass(slots=True)
+class Report:
+    checks: list[CheckResult]
+    output_entries: int
+    sent: int
+    acknowledged: int
+    final_config: StoreConfig | None
+    leaders: list[tuple[int, int]]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+
+def verify(data_dir: Path) -> Report:
+    """Run every check on `data_dir`; raise DataFileError when a file cannot be read."""
+    if not data_dir.is_dir():
+        raise DataFileError(data_dir, _("is not a directory; pass the --data-dir of a finished run"))
+    output = read_entries(output_path(data_dir))
+    backups = _load_backups(data_dir)
+    final_config = _final_config(data_dir)
+    clients = _load_clients(data_dir)
+    leaders = _load_leaders(data_dir)
+
+    members = final_config.members if final_config else ()
+    committed: list[Entry] = list(backups.get(final_config.primary, [])) if final_config else []
+    member_logs = {node: backups.get(node, []) for node in members}
+    acks = [ack for log in clients.values() for ack in log.acks]
+
+    checks = [
+        CheckResult("ElectionSafetyInv", _("at most one leader per term"), election_safety(leaders)),
+        CheckResult(
+            "AckedCommittedInv",
+            _("every acknowledged message is committed and in output.txt"),
+            acked_committed(acks, committed, output),
+        ),
+        CheckResult(
+            "ExactlyOnce",
+            _("every message appears at most once in output.txt, and every acknowledged one exactly once"),
+            _exactly_once(output, acks),
+        ),
+        CheckResult(
+            "CommittedOnAllInv",
+            _("every committed message is in every backup of the final configuration"),
+            committed_on_all(committed, member_logs),
+        ),
+        CheckResult(
+            "OutputPrefixInv",
+            _("output.txt holds the committed sequence"),
+            output_prefix(output, committed) + _same_length(output, committed),
+        ),
+        CheckResult(
+            "LogMatchingInv",
+            _("backups agree with each other; a lagging or removed node's file is a prefix"),
+            log_matching(member_logs, backups, {node: len(log) for node, log in backups.items()}, committed),
+        ),
+        CheckResult(
+            "LamportOrderInv",
+            _("Lamport timestamps strictly increase along output.txt"),
+            lamport_order(output),
+        ),
+        CheckResult(
+            "ClientOrderInv",
+            _("each client's messages appear in the order that client sent them"),
+            client_order(output),
+        ),
+        CheckResult(
+            "SentByClient",
+            _("every line of output.txt is a message a client sent, stamped after the client's timestamp"),
+            _sent_by_client(output, clients),
+        ),
+    ]
+    return Report(
+        checks=checks,
+        output_entries=len(output),
+        sent=sum(len(log.sent) for log in clients.values()),
+        acknowledged=len(acks),
+        final_config=final_config,
+        leaders=sorted(set(leaders)),
+    )
+
+
+def format_report(report: Report) -> str:
+    lines = []
+    for check in report.checks:
+        mark = _("PASS") if check.passed else _("FAIL")
+        lines.append(f"{mark}  {check.name}: {check.rule}")
+        shown = check.violations[:10]
+        lines += [f"      - {violation}" for violation in shown]
+        if len(check.violations) > len(shown):
+            lines.append("      - " + _("... and {count} more").format(count=len(check.violations) - len(shown)))
+    lines.append(
+        _("{output} messages in output.txt; {acked} of {sent} sent messages acknowledged").format(
+            output=report.output_entries, acked=report.acknowledged, sent=report.sent
+        )
+    )
+    verdict = _("verification passed") if report.passed else _("verification FAILED")
+    lines.append(verdict)
+    return "\n".join(lines)
+
+
+# --- Loading ------------------------------------------------------------------------
+
+
+def _load_backups(data_dir: Path) -> dict[int, list[Entry]]:
+    backups = {}
+    for path in sorted(data_dir.glob("backup_*.txt")):
+        node = _node_id(path, "backup_")
+        backups[node] = read_entries(path)
+    return backups
+
+
+def _final_config(data_dir: Path) -> StoreConfig | None:
+    newest: StoreConfig | None = None
+    for path in sorted(data_dir.glob("store_*.state.json")):
+        state = _read_json(path)
+        try:
+            config = config_from_dict(state["config"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataFileError(path, f"has no valid store configuration ({error})") from None
+        if newest is None or config.key > newest.key:
+            newest = config
+    return newest
+
+
+def _load_clients(data_dir: Path) -> dict[int, ClientLog]:
+    clients: dict[int, ClientLog] = {}
+    for path in sorted(data_dir.glob("client_*.jsonl")):
+        client = _node_id(path, "client_")
+        log = clients.setdefault(client, ClientLog())
+        for number, record in _read_json_lines(path):
+            try:
+                event = record["event"]
+                if event == "sent":
+                    log.sent[int(record["request_id"])] = (int(record["lamport"]), str(record["text"]))
+                elif event == "acked":
+                    log.acks.append(Ack(client, int(record["request_id"]), int(record["seq"])))
+                elif event == "finished":
+                    log.finished = True
+            except (KeyError, TypeError, ValueError) as error:
+                raise DataFileError(path, f"record is missing a field ({error})", number) from None
+    return clients
+
+
+def _load_leaders(data_dir: Path) -> list[tuple[int, int]]:
+    leaders = []
+    for path in sorted(data_dir.glob("events_sync_*.jsonl")):
+        node = _node_id(path, "events_sync_")
+        for number, record in _read_json_lines(path):
+            if record.get("event") == "became_leader":
+                try:
+                    leaders.append((int(record["term"]), node))
+                except (KeyError, TypeError, ValueError) as error:
+                    raise DataFileError(path, f"became_leader record has no term ({error})", number) from None
+    return leaders
+
+
+def _node_id(path: Path, prefix: str) -> int:
+    stem = path.name.removeprefix(prefix).split(".")[0]
+    try:
+        return int(stem)
+    except ValueError:
+        raise DataFileError(path, f"name does not end in a node id after {prefix!r}") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DataFileError(path, f"cannot be read as JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise DataFileError(path, "does not hold a JSON object")
+    return data
+
+
+def _read_json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    records = []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if number == len(lines):
+                continue  # a partial last line from a process that was killed
+            raise DataFileError(path, "line is not valid JSON", number) from None
+        if isinstance(record, dict):
+            records.append((number, record))
+    return records
+
+
+# --- Checks that need more than one source ------------------------------------------------
+
+
+def _exactly_once(output: list[Entry], acks: list[Ack]) -> list[str]:
+    counts: dict[tuple[int, int], int] = {}
+    for entry in output:
+        key = (entry.client_id, entry.request_id)
+        counts[key] = counts.get(key, 0) + 1
+    violations = [
+        f"client {client} request {request} appears {count} times in output.txt"
+        for (client, request), count in sorted(counts.items())
+        if count > 1
+    ]
+    missing = sorted({(ack.client_id, ack.request_id) for ack in acks} - counts.keys())
+    violations += [f"client {client} request {request} was acknowledged but is missing" for client, request in missing]
+    return violations
+
+
+def _same_length(output: list[Entry], committed: list[Entry]) -> list[str]:
+    if len(output) < len(committed):
+        return [f"output.txt holds {len(output)} entries but the primary committed {len(committed)}"]
+    return []
+
+
+def _sent_by_client(output: list[Entry], clients: dict[int, ClientLog]) -> list[str]:
+    violations = []
+    for entry in output:
+        log = clients.get(entry.client_id)
+        sent = log.sent.get(entry.request_id) if log else None
+        if sent is None:
+            violations.append(f"seq {entry.seq}: client {entry.client_id} has no record of request {entry.request_id}")
+            continue
+        lamport, text = sent
+        if text != entry.text:
+            violations.append(f"seq {entry.seq}: text differs from what client {entry.client_id} sent")
+        if entry.lamport <= lamport:
+            violations.append(
+                f"seq {entry.seq}: Lamport timestamp {entry.lamport} is not after the client's {lamport}"
+            )
+    return violations
