@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: $(STAMP)
-	$(BIN)/cluster run $(ARGS)
+	$(BIN)/cluster run --fresh $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tools tests

@@ -92,7 +92,7 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
             count=cluster.acknowledged(), total=total, rate=cluster.acknowledged() / max(elapsed, 1e-9))
         out.write(("\r" + line + "   \n") if interactive else line + "\n")
 
-        leader, primary = _settle(cluster)
+        leader, primary = wait_settled(cluster)
         clients_finished = all(process.exitcode == 0 for process in cluster.client_processes())
     finally:
         cluster.stop_nodes()
@@ -124,7 +124,7 @@ def _run_chaos(
     restarts.append((time.monotonic() + plan.restart_delay, target.role, target.node))
 
 
-def _settle(cluster: LocalCluster) -> tuple[NodeStatus | None, NodeStatus | None]:
+def wait_settled(cluster: LocalCluster) -> tuple[NodeStatus | None, NodeStatus | None]:
     """Wait until the leader has written every entry and each store member committed it."""
     deadline = time.monotonic() + SETTLE_SECONDS
     leader: NodeStatus | None = None
