@@ -10,6 +10,13 @@ timer and fault, and replay them exactly.
 It also keeps ghost state for the invariants: every leader ever elected, the
 log that primaries declared committed, and every acknowledgement a client
 received.
+
+Every packet carries a per-link sequence number (the n-th message sent from
+`source` to `target`) and every output operation a per-node one, so a
+schedule can name them without Python object ids and replay exactly. A
+partition cuts every link between a group of nodes and the rest: messages
+sent across it are lost, as are those in flight when it starts. A paused node
+(SIGSTOP) keeps its state; the scheduler gives it no events until it resumes.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from cluster.core.effects import (
     Reply,
     Send,
 )
-from cluster.core.messages import ClientReply, ClientRequest, Entry, EpochReady, StoreConfig, WriteAck
+from cluster.core.messages import ClientReply, ClientRequest, Entry, EpochReady, ReplyStatus, StoreConfig, WriteAck
 from cluster.core.output import OutputState, append_output, raise_fence
 from cluster.core.spec_names import action
 from cluster.core.store_node import StoreNode
@@ -63,6 +70,7 @@ class Packet:
     target: Address
     message: Any
     conn: int = 0  # client connection id, for client requests and replies
+    seq: int = 0  # the n-th packet sent from `source` to `target`, counted from 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,7 @@ class PendingOutput:
     id: int
     node: int
     effect: FenceOutput | AppendOutput
+    seq: int = 0  # the n-th output operation sync node `node` started, counted from 1
 
 
 @dataclass(slots=True)
@@ -121,10 +130,17 @@ class World:
 
         self.network: list[Packet] = []
         self.next_packet_id = 1
+        self.link_sent: dict[tuple[Address, Address], int] = {}
         self.output: list[Entry] = []
         self.fence = 0
         self.pending_output: list[PendingOutput] = []
         self.next_output_id = 1
+        self.output_started: dict[int, int] = dict.fromkeys(self.sync_ids, 0)
+
+        # Faults that last a while: the nodes cut off from the rest, and paused nodes.
+        self.partition: frozenset[Address] = frozenset()
+        self.paused: set[Address] = set()
+        self.lost_to_partition = 0
 
         # Ghost state for the invariants.
         self.leaders: set[tuple[int, int]] = set()
@@ -134,6 +150,14 @@ class World:
         self.epoch_history: dict[int, list[int]] = {node: [0] for node in self.store_ids}
         self.current_config: StoreConfig | None = None  # newest configuration whose primary got ready
         self.events: list[tuple[Address, Event]] = []
+        self.keep_events = True
+
+        # The invariants read only the ghost state, the disks and the output file.
+        # `_version` counts changes to those, so `check_invariants` recomputes the
+        # checks only after a step that changed their input.
+        self._version = 0
+        self._checked_version = -1
+        self._cached: dict[str, list[str]] = {}
 
         for client in self.client_ids:
             self._apply(("client", client), self.clients[client].send_request())
@@ -211,6 +235,7 @@ class World:
         handed to the kernel does.
         """
         self.sync[node] = None
+        self.paused.discard(("sync", node))
         self._close_connections(("sync", node))
 
     @action("RestartSync")
@@ -223,6 +248,7 @@ class World:
     def crash_store(self, node: int) -> None:
         """A store node stops; its write-ahead log and backup file survive."""
         self.store[node] = None
+        self.paused.discard(("store", node))
         self._close_connections(("store", node))
 
     @action("RestartStore")
@@ -230,6 +256,46 @@ class World:
         """A crashed store node starts again from its disk."""
         if self.store[node] is None:
             self.store[node] = self._new_store(node)
+
+    @action("Partition")
+    def start_partition(self, group: frozenset[Address]) -> None:
+        """Cut every link between `group` and the other nodes, both ways, until `heal`.
+
+        Messages in flight across the cut are lost; connections stay open, as
+        when a switch drops packets rather than resetting them.
+        """
+        self.partition = group
+        kept = [packet for packet in self.network if not self.is_cut(packet.source, packet.target)]
+        self.lost_to_partition += len(self.network) - len(kept)
+        self.network = kept
+
+    @action("Heal")
+    def heal(self) -> None:
+        """End the partition."""
+        self.partition = frozenset()
+
+    def is_cut(self, source: Address, target: Address) -> bool:
+        """Return True when the partition separates `source` from `target`."""
+        group = self.partition
+        return bool(group) and ((source in group) != (target in group))
+
+    @action("Pause")
+    def pause(self, address: Address) -> None:
+        """Stop a live node as SIGSTOP does: it keeps its state and gets no events."""
+        self.paused.add(address)
+
+    @action("Resume")
+    def resume(self, address: Address) -> None:
+        self.paused.discard(address)
+
+    def is_live(self, address: Address) -> bool:
+        """Return True when `address` is a client or a running node."""
+        role, node = address
+        if role == "sync":
+            return self.sync[node] is not None
+        if role == "store":
+            return self.store[node] is not None
+        return True
 
     def _close_connections(self, address: Address) -> None:
         """Tell the peers of a crashed node that their connections to it closed."""
@@ -261,17 +327,24 @@ class World:
                 wal = self.store_disk[node].wal
                 del wal[effect.keep :]
                 wal.extend(effect.entries)
+                self._version += 1
             elif isinstance(effect, CommitLog):
                 self.store_disk[node].backup.extend(effect.entries)
+                self._version += 1
             elif isinstance(effect, FenceOutput | AppendOutput):
                 # The node process runs these in a thread, so they finish later.
-                self.pending_output.append(PendingOutput(self.next_output_id, node, effect))
+                started = self.output_started[node] + 1
+                self.output_started[node] = started
+                self.pending_output.append(PendingOutput(self.next_output_id, node, effect, started))
                 self.next_output_id += 1
             else:
-                self.events.append((address, effect))
+                if self.keep_events:
+                    self.events.append((address, effect))
                 if effect.name == "became_leader":
                     self.leaders.add((int(effect.fields["term"]), node))
-            self._note_commit(address, effect)
+                    self._version += 1
+            if role == "store":
+                self._note_commit(address, effect)
 
     def _persist(self, address: Address, state: dict[str, Any]) -> None:
         role, node = address
@@ -282,6 +355,7 @@ class World:
         epoch = int(state["config"]["epoch"])
         if epoch != self.epoch_history[node][-1]:
             self.epoch_history[node].append(epoch)
+            self._version += 1
 
     def complete_output(self, output_id: int) -> None:
         """Finish the output-file operation `output_id` and report the result to its node."""
@@ -306,14 +380,36 @@ class World:
     def _append_output(self, node: int, effect: AppendOutput) -> None:
         decision = append_output(OutputState(self.fence, len(self.output)), effect.term, effect.entries, self.bugs)
         self.fence = decision.fence_term
-        self.output.extend(decision.entries)
+        if decision.entries:
+            self.output.extend(decision.entries)
+            self._version += 1
         sync = self.sync[node]
         if sync is not None:
             self._apply(("sync", node), sync.handle_output_result(effect.term, decision) + sync.flush())
 
     def _send(self, source: Address, target: Address, message: Any, conn: int) -> None:
-        self.network.append(Packet(self.next_packet_id, source, target, message, conn))
+        link = (source, target)
+        seq = self.link_sent.get(link, 0) + 1
+        self.link_sent[link] = seq
         self.next_packet_id += 1
+        if self.partition and self.is_cut(source, target):
+            self.lost_to_partition += 1
+            return
+        self.network.append(Packet(self.next_packet_id - 1, source, target, message, conn, seq))
+
+    def find_packet(self, source: Address, target: Address, seq: int) -> Packet | None:
+        """Return the packet in flight that is the `seq`-th sent from `source` to `target`."""
+        for packet in self.network:
+            if packet.seq == seq and packet.source == source and packet.target == target:
+                return packet
+        return None
+
+    def find_output(self, node: int, seq: int) -> PendingOutput | None:
+        """Return the pending output operation that sync node `node` started as its `seq`-th."""
+        for pending in self.pending_output:
+            if pending.node == node and pending.seq == seq:
+                return pending
+        return None
 
     def _take(self, packet_id: int) -> Packet:
         for index, packet in enumerate(self.network):
@@ -343,6 +439,7 @@ class World:
         store = self.store[address[1]]
         if store is None:
             return
+        self._version += 1
         if self.current_config is None or store.config.epoch > self.current_config.epoch:
             self.current_config = store.config
         log = store.log
@@ -357,8 +454,9 @@ class World:
                 self.committed.append(entry)
 
     def _note_reply(self, message: Any) -> None:
-        if isinstance(message, ClientReply) and message.status.value == "ok":
+        if isinstance(message, ClientReply) and message.status is ReplyStatus.OK:
             self.acks.append(Ack(message.client_id, message.request_id, message.seq))
+            self._version += 1
 
     # --- Invariants ---------------------------------------------------------------------------
 
@@ -369,7 +467,27 @@ class World:
         return {member: self.store_disk[member].wal for member in self.current_config.members}
 
     def check_invariants(self) -> dict[str, list[str]]:
-        """Return each invariant's violations (an empty dict when all hold)."""
+        """Return each invariant's violations (an empty dict when all hold).
+
+        The checks are pure functions of the ghost state, the disks, the output
+        file and the stores' stale-accept counters. The first five are recomputed
+        only when a step changed them, so a call after a step that only moved
+        timers or messages costs a few comparisons.
+        """
+        if self._checked_version != self._version:
+            self._cached = self._check_all()
+            self._checked_version = self._version
+        stale = 0
+        for store in self.store.values():
+            if store is not None:
+                stale += store.stale_accepts
+        if not stale:
+            return self._cached
+        results = dict(self._cached)
+        results["EpochFencingInv"] = self._check_all()["EpochFencingInv"]
+        return results
+
+    def _check_all(self) -> dict[str, list[str]]:
         logs = {node: disk.wal for node, disk in self.store_disk.items()}
         commits = {node: len(disk.backup) for node, disk in self.store_disk.items()}
         stale = {node: store.stale_accepts for node, store in self.store.items() if store is not None}

@@ -1,0 +1,155 @@
+"""Traces: a run written as JSON, and its exact replay.
+
+Format (version 1), one JSON object:
+
+    {
+      "format": "cluster-sim-trace",
+      "version": 1,
+      "config": {"sync": 3, "store": 3, "clients": 2, "messages": 8, "steps": 3000,
+                 "faults": [...], "window": 4, "fault_fraction": 0.5,
+                 "liveness": true, "timers": {...}},
+      "bugs": ["no_fence"],
+      "seed": 7,
+      "recovery_start": 812,          # index of the first liveness-round event, or null
+      "violation": {"name": "OutputPrefixInv", "step": 640, "details": [...]},  # or null
+      "events": [{"op": "tick", "node": "sync 1"},
+                 {"op": "deliver", "from": "sync 1", "to": "sync 2", "n": 3}, ...]
+    }
+
+Event ops: `deliver`, `drop` and `duplicate` name a message by its link
+("from", "to") and its per-link sequence number "n"; `output` completes the
+"n"-th output operation of sync node "node"; `tick`, `crash`, `restart`,
+`pause` and `resume` name a node; `partition` cuts "group" off from the
+other nodes until `heal`; `tick_all` ticks every node once (one liveness
+round ends with it). The seed fixes the nodes' own random choices
+(election timeouts), so the events and the seed together fix the run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.core.bugs import Bug, parse_bugs
+from cluster.sim.events import SimEvent, applicable
+from cluster.sim.liveness import LivenessMonitor
+from cluster.sim.runner import Runner, SimConfig, Violation
+from cluster.sim.scheduler import RunResult
+from cluster.sim.world import World
+
+TRACE_FORMAT = "cluster-sim-trace"
+TRACE_VERSION = 1
+
+
+class TraceError(ValueError):
+    """A trace file is invalid or does not match the code that replays it."""
+
+
+def trace_to_json(result: RunResult) -> dict[str, Any]:
+    return {
+        "format": TRACE_FORMAT,
+        "version": TRACE_VERSION,
+        "config": result.config.to_json(),
+        "bugs": sorted(bug.value for bug in result.config.bugs),
+        "seed": result.seed,
+        "recovery_start": result.recovery_start,
+        "violation": result.violation.to_json() if result.violation else None,
+        "events": [event.to_json() for event in result.events],
+    }
+
+
+def write_trace(path: Path, result: RunResult) -> None:
+    path.write_text(json.dumps(trace_to_json(result), indent=1) + "\n", encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    config: SimConfig
+    seed: int
+    events: list[SimEvent]
+    recovery_start: int | None
+    violation: dict[str, Any] | None  # as recorded, to compare with the replay
+
+
+def read_trace(path: Path) -> Trace:
+    """Read a trace file; raise TraceError saying what is wrong with it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise TraceError(f"cannot read trace {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise TraceError(f"trace {path} is not valid JSON: {error}") from None
+    return parse_trace(data, str(path))
+
+
+def parse_trace(data: Any, name: str = "trace") -> Trace:
+    if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
+        raise TraceError(f"{name} is not a simulator trace (missing \"format\": \"{TRACE_FORMAT}\")")
+    if data.get("version") != TRACE_VERSION:
+        raise TraceError(f"{name} has trace version {data.get('version')!r}; this simulator reads version "
+                         f"{TRACE_VERSION}")
+    try:
+        bugs: frozenset[Bug] = parse_bugs(",".join(data.get("bugs", [])))
+        config = SimConfig.from_json(data["config"], bugs)
+        seed = int(data["seed"])
+        events = [SimEvent.from_json(item) for item in data["events"]]
+    except (KeyError, TypeError, ValueError) as error:
+        raise TraceError(f"{name} is invalid: {error}") from None
+    recovery_start = data.get("recovery_start")
+    return Trace(config, seed, events, None if recovery_start is None else int(recovery_start),
+                 data.get("violation"))
+
+
+def replay(
+    config: SimConfig,
+    seed: int,
+    events: list[SimEvent],
+    recovery_start: int | None = None,
+    strict: bool = True,
+) -> RunResult:
+    """Apply `events` to a fresh world, checking every invariant after each one.
+
+    With `strict`, an event that cannot happen (its message is not in flight,
+    its node is down) raises TraceError, because the trace then does not
+    describe this code. Without it, such events are skipped and left out of
+    the result, which is what shrinking needs. Events from `recovery_start`
+    on are liveness rounds, and the liveness bounds are checked on them.
+    """
+    runner = Runner(config, seed)
+    monitor = LivenessMonitor()
+    # Without the reorder fault, each link delivers in order, and so must a replay.
+    fifo = "reorder" not in config.faults
+    for index, event in enumerate(events):
+        if recovery_start is not None and index == recovery_start:
+            recovery_start = len(runner.events)
+        if not applicable(runner.world, event) or (fifo and _overtakes(runner.world, event)):
+            if strict:
+                raise TraceError(f"event {index + 1} ({event.to_json()}) cannot happen in the replayed run; "
+                                 "the trace was recorded with different code or was edited")
+            continue
+        if not runner.step(event):
+            break
+        if event.op == "tick_all" and recovery_start is not None:
+            broken = monitor.after_round(runner.world)
+            if broken is not None:
+                runner.fail(*broken)
+                break
+    return RunResult(config, seed, runner.events, runner.violation, recovery_start)
+
+
+def _overtakes(world: World, event: SimEvent) -> bool:
+    """Return True when `event` delivers a message while an older one waits on its link."""
+    if event.op != "deliver":
+        return False
+    return any(
+        packet.source == event.source and packet.target == event.target and packet.seq < event.seq
+        for packet in world.network
+    )
+
+
+def same_violation(first: Violation | None, second: Violation | None) -> bool:
+    if first is None or second is None:
+        return first is second
+    return first.name == second.name
