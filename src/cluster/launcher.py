@@ -177,7 +177,9 @@ class LocalCluster:
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
-        self.context = multiprocessing.get_context("spawn")
+        # fork starts a node in milliseconds; spawn, where fork is missing, re-imports the package.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self.context: Any = multiprocessing.get_context(method)
         ports = free_ports(2 * (options.sync + options.store))
         self.sync_nodes = tuple(NodeAddress(HOST, ports.pop(), ports.pop()) for _index in range(options.sync))
         self.store_nodes = tuple(NodeAddress(HOST, ports.pop(), ports.pop()) for _index in range(options.store))
@@ -233,6 +235,17 @@ class LocalCluster:
 
     def client_processes(self) -> list[BaseProcess]:
         return [process for (role, _node), process in self.processes.items() if role == "client"]
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until a leader's store epoch has a primary that answers; return False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            statuses = self.statuses()
+            leader, primary = find_leader(statuses), find_primary(statuses)
+            if leader and primary and leader.reply and primary.reply and leader.reply.epoch == primary.reply.epoch:
+                return True
+            time.sleep(0.05)
+        return False
 
     def acknowledged(self) -> int:
         return int(sum(self.acked))

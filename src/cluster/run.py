@@ -18,6 +18,7 @@ PROGRESS_SECONDS = 0.5
 PLAIN_PROGRESS_SECONDS = 2.0
 # How long a killed node stays down before it restarts, in seconds.
 RESTART_DELAY = (0.2, 0.8)
+READY_SECONDS = 30.0
 # A run that makes no progress for this long is stopped and reported.
 STALL_SECONDS = 60.0
 # How long to wait, after the clients finish, for every store member to commit the last entry.
@@ -56,6 +57,11 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
             cluster.start("sync", node)
         for node in range(1, options.store + 1):
             cluster.start("store", node)
+        # Clients start once the cluster can take writes, so the throughput
+        # measures the write path, not the start of the node processes.
+        if not cluster.wait_ready(READY_SECONDS):
+            out.write(_("no leader with a ready store after {seconds:.0f} s; starting the clients anyway").format(
+                seconds=READY_SECONDS) + "\n")
         started = time.monotonic()
         for client, client_texts in enumerate(texts, start=1):
             cluster.start("client", client, tuple(client_texts))

@@ -22,6 +22,8 @@ from cluster.core.messages import (
     Heartbeat,
     HeartbeatReply,
     NewEpoch,
+    PreVote,
+    PreVoteReply,
     Replicate,
     ReplicateReply,
     RequestVote,
@@ -41,6 +43,8 @@ class UnexpectedMessage(Exception):
 
 
 _SYNC_HANDLERS: dict[type, Callable[[SyncNode, Any], list[Effect]]] = {
+    PreVote: SyncNode.handle_pre_vote,
+    PreVoteReply: SyncNode.handle_pre_vote_reply,
     RequestVote: SyncNode.handle_request_vote,
     VoteReply: SyncNode.handle_vote_reply,
     Heartbeat: SyncNode.handle_heartbeat,

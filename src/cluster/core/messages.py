@@ -77,6 +77,27 @@ class ClientMark:
 
 
 @dataclass(frozen=True, slots=True)
+class PreVote:
+    """Ask whether peers would vote for `candidate` in `term`, without starting it.
+
+    A node that only lost contact with a working leader (a slow process, a
+    one-way cut) gets no majority here, so it never raises the term and never
+    deposes that leader (Raft thesis, section 9.6).
+    """
+
+    term: int  # the term the candidate would stand in
+    candidate: int
+    config: StoreConfig
+
+
+@dataclass(frozen=True, slots=True)
+class PreVoteReply:
+    term: int  # the term of the PreVote being answered
+    voter: int
+    granted: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RequestVote:
     term: int
     candidate: int
@@ -331,6 +352,8 @@ class StatusReply:
 MESSAGE_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
+        PreVote,
+        PreVoteReply,
         RequestVote,
         VoteReply,
         Heartbeat,
@@ -358,7 +381,7 @@ MESSAGE_TYPES: dict[str, type] = {
     )
 }
 
-SyncMessage = RequestVote | VoteReply | Heartbeat | HeartbeatReply
+SyncMessage = PreVote | PreVoteReply | RequestVote | VoteReply | Heartbeat | HeartbeatReply
 StoreToLeader = EpochReady | WriteAck | WriteReject | StoreStatus | FetchReply
 LeaderToStore = NewEpoch | Write | StorePing | FetchEntries
 StorePeerMessage = (

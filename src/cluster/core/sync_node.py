@@ -41,6 +41,8 @@ from cluster.core.messages import (
     Heartbeat,
     HeartbeatReply,
     NewEpoch,
+    PreVote,
+    PreVoteReply,
     RejectReason,
     ReplyStatus,
     RequestVote,
@@ -68,6 +70,7 @@ MAX_PENDING = 20_000
 
 class Role(enum.Enum):
     FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre-candidate"
     CANDIDATE = "candidate"
     LEADER = "leader"
 
@@ -213,8 +216,8 @@ class SyncNode:
 
     @action("ElectionTimeout")
     def election_timeout_expired(self) -> list[Effect]:
-        """A follower or candidate that heard no leader stands for election."""
-        return self.become_candidate()
+        """A node that heard no leader first asks whether it could win (pre-vote)."""
+        return self.become_pre_candidate()
 
     # --- Role changes ----------------------------------------------------------
 
@@ -238,6 +241,42 @@ class SyncNode:
         if was_leader is not None:
             effects += self._release_clients(was_leader)
         return effects
+
+    def become_pre_candidate(self) -> list[Effect]:
+        self.role = Role.PRE_CANDIDATE
+        self.leader_id = None
+        self.votes = {self.node_id}
+        self._reset_election_timer()
+        logger.info("sync %d term %d: pre-candidate for term %d", self.node_id, self.term, self.term + 1)
+
+        request = PreVote(self.term + 1, self.node_id, self.config)
+        effects: list[Effect] = [Send("sync", peer, request) for peer in self.peers]
+        if len(self.votes) >= self.majority:
+            effects += self.become_candidate()
+        return effects
+
+    @action("HandlePreVote")
+    def handle_pre_vote(self, message: PreVote) -> list[Effect]:
+        """Say whether this node would vote for the candidate; change no term and no vote."""
+        leader_alive = self.role is Role.LEADER or (
+            self.leader_id is not None and self.election_elapsed < self.timers.election_timeout_min
+        )
+        granted = (
+            not leader_alive
+            and message.term > self.term
+            and message.config.key >= self.config.key
+        )
+        return [Send("sync", message.candidate, PreVoteReply(message.term, self.node_id, granted))]
+
+    @action("HandlePreVoteReply")
+    def handle_pre_vote_reply(self, message: PreVoteReply) -> list[Effect]:
+        """Count a pre-vote; a majority lets this node stand for election for real."""
+        if self.role is not Role.PRE_CANDIDATE or message.term != self.term + 1 or not message.granted:
+            return []
+        self.votes.add(message.voter)
+        if len(self.votes) >= self.majority:
+            return self.become_candidate()
+        return []
 
     def become_candidate(self) -> list[Effect]:
         self.term += 1
@@ -400,7 +439,9 @@ class SyncNode:
         if self.role is Role.LEADER or peer != self.leader_id:
             return []
         # A closed connection is strong evidence of a crash, so the follower does
-        # not wait for the full election timeout, only a short random delay.
+        # not wait for the full election timeout, only a short random delay. It
+        # also forgets the leader, so it grants the pre-votes of its peers.
+        self.leader_id = None
         delay = self.rng.randint(1, self.timers.leader_lost_delay)
         self.election_elapsed = max(self.election_elapsed, self.election_timeout - delay)
         return []

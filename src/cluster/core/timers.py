@@ -11,11 +11,14 @@ TICK_SECONDS = 0.01
 
 @dataclass(frozen=True, slots=True)
 class Timers:
-    heartbeat_interval: int = 3
-    election_timeout_min: int = 10
-    election_timeout_max: int = 20
-    # A store member that has not answered a ping for this long is treated as failed.
-    store_failure_timeout: int = 20
+    heartbeat_interval: int = 5
+    # Generous, so a leader slowed by load is not deposed; a crashed leader is
+    # noticed sooner, when its connections close (see `leader_lost_delay`).
+    election_timeout_min: int = 30
+    election_timeout_max: int = 60
+    # A store member that has not answered a ping for this long is treated as
+    # failed; a crashed one is noticed sooner, when its connection closes.
+    store_failure_timeout: int = 30
     # The leader resends unacknowledged writes, and the primary unacknowledged
     # replication, after this long without progress.
     write_retry: int = 20

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,10 +30,6 @@ from cluster.node.settings import NodeSettings
 from cluster.wire import Message, encode
 
 logger = logging.getLogger(__name__)
-
-# After a pause (a stopped process, a slow disk) at most this many missed
-# ticks are delivered at once.
-MAX_CATCH_UP_TICKS = 50
 
 
 class NodeRuntime:
@@ -166,18 +161,12 @@ class NodeRuntime:
             self.wake.set()
 
     async def _ticker(self) -> None:
-        started = time.monotonic()
-        done = 0
+        # One tick per wake-up, never a burst of missed ones: a node whose loop
+        # was starved of CPU must first read the messages waiting for it, or it
+        # would time out on a leader whose heartbeats sit unread in its socket.
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            due = int((time.monotonic() - started) / TICK_SECONDS) - done
-            if due > MAX_CATCH_UP_TICKS:
-                done += due - MAX_CATCH_UP_TICKS
-                due = MAX_CATCH_UP_TICKS
-            for _ in range(due):
-                self.submit(self.on_tick())
-            done += due
-            self.wake.set()
+            self.submit(self.on_tick())
 
     async def _rounds(self) -> None:
         while True:
