@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,8 +34,23 @@ def configure_logging(level: int = logging.INFO, path: Path | None = None) -> No
 
 def run_node(settings: NodeSettings, log_path: Path | None = None,
              on_ack: Callable[[int], None] | None = None) -> int:
-    """Run a sync, store or client node until it stops; return its exit status."""
+    """Run a sync, store or client node until it stops; return its exit status.
+
+    With CLUSTER_PROFILE_DIR set, the node runs under cProfile and writes
+    `<role>_<id>.prof` there when it stops (for the benchmarks).
+    """
     configure_logging(path=log_path)
+    profile_dir = os.environ.get("CLUSTER_PROFILE_DIR")
+    if profile_dir:
+        profiler = cProfile.Profile()
+        try:
+            return profiler.runcall(_run, settings, on_ack)
+        finally:
+            profiler.dump_stats(Path(profile_dir) / f"{settings.role}_{settings.node_id}.prof")
+    return _run(settings, on_ack)
+
+
+def _run(settings: NodeSettings, on_ack: Callable[[int], None] | None) -> int:
     if settings.role == "sync":
         asyncio.run(SyncRuntime(settings).run())
         return 0
