@@ -110,9 +110,14 @@ def test_backup_restarts_and_catches_up(cluster: Cluster) -> None:
     cluster.start_client(1, [f"before {index}" for index in range(200)])
     cluster.wait_clients()
 
+    first_epoch = primary.reply.epoch if primary.reply else 0
     cluster.local.kill("store", backup)
-    wait_for(lambda: (p := cluster.primary()) and p.reply and p.reply.epoch > (primary.reply.epoch if primary.reply
-                                                                               else 0), 20, "an epoch without the backup")
+
+    def new_epoch() -> bool:
+        current = cluster.primary()
+        return bool(current and current.reply and current.reply.epoch > first_epoch)
+
+    wait_for(new_epoch, 20, "an epoch without the backup")
     cluster.start_client(2, [f"while down {index}" for index in range(200)])
     cluster.wait_clients()
     cluster.local.start("store", backup)
