@@ -1,0 +1,130 @@
+"""`cluster run` input checks, `--input` files and Ctrl-C, against the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluster.core.messages import MAX_TEXT_BYTES
+from cluster.files import output_path, read_entries
+from tests.e2e_helpers import wait_for
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cluster", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_input_line_too_long(tmp_path: Path) -> None:
+    """A line over the size limit is rejected, naming the line, before any node starts."""
+    source = tmp_path / "input.txt"
+    source.write_text("short\n" + "x" * (MAX_TEXT_BYTES + 1) + "\nshort again\n", encoding="utf-8")
+
+    result = run_cli("run", "--input", str(source), "--data-dir", str(tmp_path / "data"))
+
+    assert result.returncode == 2
+    assert "line 2" in result.stderr
+    assert str(MAX_TEXT_BYTES) in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_input_not_utf8(tmp_path: Path) -> None:
+    """A file that is not UTF-8 is rejected with the line and the fix."""
+    source = tmp_path / "input.txt"
+    source.write_bytes(b"fine\n\xff\xfe broken\n")
+
+    result = run_cli("run", "--input", str(source), "--data-dir", str(tmp_path / "data"))
+
+    assert result.returncode == 2
+    assert "line 2 is not valid UTF-8" in result.stderr
+
+
+def test_input_missing(tmp_path: Path) -> None:
+    result = run_cli("run", "--input", str(tmp_path / "nope.txt"), "--data-dir", str(tmp_path / "data"))
+
+    assert result.returncode == 2
+    assert "nope.txt" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--sync", "0"), ("--store", "-1"), ("--clients", "0"), ("--sync", "10")]
+)
+def test_size_out_of_range(tmp_path: Path, flag: str, value: str) -> None:
+    result = run_cli("run", flag, value, "--data-dir", str(tmp_path / "data"))
+
+    assert result.returncode == 2
+    assert flag in result.stderr
+    assert value in result.stderr
+
+
+def test_unknown_bug_name(tmp_path: Path) -> None:
+    result = run_cli("run", "--bug", "typo", "--data-dir", str(tmp_path / "data"))
+
+    assert result.returncode == 2
+    assert "typo" in result.stderr
+    assert "early_ack" in result.stderr
+
+
+def test_leftover_data_dir_kept(tmp_path: Path) -> None:
+    """Files of an earlier run are neither overwritten nor removed without --fresh."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "output.txt").write_text("1\t1\t2\t1\t1\tacknowledged earlier\n", encoding="utf-8")
+
+    result = run_cli("run", "--data-dir", str(data_dir))
+
+    assert result.returncode == 2
+    assert "--fresh" in result.stderr
+    assert (data_dir / "output.txt").read_text(encoding="utf-8") == "1\t1\t2\t1\t1\tacknowledged earlier\n"
+
+
+@pytest.mark.e2e
+def test_input_lines_sent_once(tmp_path: Path) -> None:
+    """Every line of an --input file is committed exactly once, in each client's order."""
+    lines = [f"línea {index} — ação" for index in range(60)] + ["", "tab\tinside", "last"]
+    source = tmp_path / "input.txt"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = run_cli("run", "--sync", "3", "--store", "2", "--clients", "4", "--input", str(source),
+                     "--data-dir", str(tmp_path / "data"), "--seed", "5")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = read_entries(output_path(tmp_path / "data"))
+    assert sorted(entry.text for entry in output) == sorted(lines)
+    for client in range(1, 5):
+        sent = [line for index, line in enumerate(lines) if index % 4 == client - 1]
+        assert [entry.text for entry in output if entry.client_id == client] == sent
+
+
+@pytest.mark.e2e
+def test_ctrl_c_stops_every_node(tmp_path: Path) -> None:
+    """Ctrl-C stops the launcher and every node process, and exits with 130."""
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cluster", "run", "--sync", "3", "--store", "2", "--clients", "2",
+         "--messages", "100000", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    layout_path = data_dir / "cluster.json"
+    try:
+        wait_for(lambda: output_path(data_dir).exists() and output_path(data_dir).stat().st_size > 0, 60,
+                 "the first committed message")
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    assert process.returncode == 130
+    layout = json.loads(layout_path.read_text(encoding="utf-8"))
+    for address in layout["sync_nodes"] + layout["store_nodes"]:
+        host, port, _cluster_port = address.split(":")
+        with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port)), timeout=2):
+            pass
