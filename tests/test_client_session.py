@@ -229,10 +229,6 @@ def test_done_after_all_acked() -> None:
     assert client.done
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_switch_target rotates to the next node when the RETRY hint equals the current target",
-)
 def test_retry_hint_keeps_target() -> None:
     """A RETRY that names the current target as leader makes the client retry that node after the pause."""
     client = make_client()
@@ -243,10 +239,6 @@ def test_retry_hint_keeps_target() -> None:
     assert set(targets(effects)) == {1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_resend_all resets last_progress, so endless RETRY without a hint keeps the client on one node",
-)
 def test_endless_retry_moves_on() -> None:
     """A client whose node answers only RETRY for client_retry ticks tries another node."""
     client = make_client()

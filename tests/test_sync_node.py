@@ -947,10 +947,6 @@ def test_fetched_entries_appended() -> None:
     assert outputs == [AppendOutput(1, entries)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handle_output_result skips seqs absent from leader.pending, so waiters on fetched entries get no reply",
-)
 def test_fetched_waiter_answered() -> None:
     """A retry of a request committed under an earlier leader is answered once its entry is in the output."""
     marks = tuple(ClientMark(1, rid, rid, 1, rid * 3) for rid in (1, 2, 3))

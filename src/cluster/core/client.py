@@ -61,7 +61,7 @@ class ClientSession:
         self.in_flight: dict[int, InFlight] = {}
         self.target = first_target if first_target in self.sync_ids else self.sync_ids[0]
         self.now = 0
-        self.last_progress = 0
+        self.last_progress = 0  # tick of the last acknowledgement or change of target
         self.resend_at = -1  # tick of a scheduled resend after a RETRY, -1 when none
         self.acked = 0
 
@@ -92,11 +92,11 @@ class ClientSession:
 
     def _resend_all(self) -> list[Effect]:
         self.resend_at = -1
-        self.last_progress = self.now
         effects: list[Effect] = [self._send(message) for message in self.in_flight.values()]
         return effects + self.send_request()
 
     def _switch_target(self, hint: int) -> None:
+        self.last_progress = self.now
         if hint in self.sync_ids and hint != self.target:
             self.target = hint
             return
@@ -122,9 +122,10 @@ class ClientSession:
                 self.resend_at = self.now + 1
             return []
 
-        # RETRY: no leader or no store configuration yet. Try the hinted node, or
-        # this one again, after a short pause.
-        if reply.leader:
+        # RETRY: no leader or no store configuration yet, or the leader is
+        # overloaded. Try the hinted node, or this one again, after a short
+        # pause; `client_retry` without an acknowledgement moves on to the next.
+        if reply.leader and reply.leader != self.target:
             self._switch_target(reply.leader)
         if self.resend_at < 0:
             self.resend_at = self.now + self.timers.client_backoff
@@ -150,7 +151,8 @@ class ClientSession:
         if 0 <= self.resend_at <= self.now:
             return self._resend_all()
         if self.in_flight and self.now - self.last_progress >= self.timers.client_retry:
-            logger.info("client %d: no answer from sync %d, trying the next node", self.client_id, self.target)
+            logger.info("client %d: nothing acknowledged by sync %d in time, trying the next node",
+                        self.client_id, self.target)
             self._switch_target(0)
             return self._resend_all()
         return []

@@ -817,8 +817,11 @@ class SyncNode:
         first = leader.output_seq + 1
         leader.output_seq = max(leader.output_seq, decision.last_seq)
         for seq in range(first, leader.output_seq + 1):
-            entry = leader.pending.pop(seq, None)
-            leader.fetched.pop(seq, None)
+            # A retried request of an earlier term waits on an entry this leader
+            # fetched for the output rather than ordered itself.
+            pending = leader.pending.pop(seq, None)
+            fetched = leader.fetched.pop(seq, None)
+            entry = pending or fetched
             conns = leader.waiters.pop(seq, [])
             if entry is None:
                 continue
