@@ -19,13 +19,15 @@ EXTENDS Election, RemoteWrite
 \* @type: $config;
 InitialConfig ==
     LET p == CHOOSE s \in StoreNodes : TRUE
-    IN [epoch |-> 0, term |-> 0, primary |-> p, backups |-> StoreNodes \ {p}]
+    IN [epoch |-> 0, term |-> 0, primary |-> p, backups |-> StoreNodes \ {p},
+        joining |-> {}]
 
 Init ==
     /\ currentTerm = [n \in SyncNodes |-> 0]
     /\ role = [n \in SyncNodes |-> "follower"]
     /\ votedFor = [n \in SyncNodes |-> ""]
     /\ votesGranted = [n \in SyncNodes |-> {}]
+    /\ preVotesGranted = [n \in SyncNodes |-> {}]
     /\ syncUp = [n \in SyncNodes |-> TRUE]
     /\ syncConfig = [n \in SyncNodes |-> InitialConfig]
     /\ configAcks = [n \in SyncNodes |-> {}]
@@ -35,6 +37,7 @@ Init ==
     /\ clientTable = [n \in SyncNodes |-> [c \in Clients |-> 0]]
     /\ leaderLog = [n \in SyncNodes |-> <<>>]
     /\ leaderCommit = [n \in SyncNodes |-> 0]
+    /\ outputSeen = [n \in SyncNodes |-> 0]
     /\ storeLog = [s \in StoreNodes |-> <<>>]
     /\ storeCommit = [s \in StoreNodes |-> 0]
     /\ storeEpoch = [s \in StoreNodes |-> 0]
@@ -103,11 +106,13 @@ CrashSync(n) ==
     /\ syncUp' = [syncUp EXCEPT ![n] = FALSE]
     /\ role' = [role EXCEPT ![n] = "follower"]
     /\ votesGranted' = [votesGranted EXCEPT ![n] = {}]
+    /\ preVotesGranted' = [preVotesGranted EXCEPT ![n] = {}]
     /\ ClearLeaderState(n)
     /\ leaderLog' = [leaderLog EXCEPT ![n] = <<>>]
     /\ leaderCommit' = [leaderCommit EXCEPT ![n] = 0]
     /\ clock' = [clock EXCEPT ![n] = 0]
     /\ clientTable' = [clientTable EXCEPT ![n] = [c \in Clients |-> 0]]
+    /\ outputSeen' = [outputSeen EXCEPT ![n] = 0]
     /\ faults' = faults + 1
     /\ UNCHANGED <<currentTerm, votedFor, syncConfig, storeVars, outputVars,
                    clientVars, msgs, historyVars>>
@@ -116,7 +121,8 @@ CrashSync(n) ==
 RestartSync(n) ==
     /\ ~syncUp[n]
     /\ syncUp' = [syncUp EXCEPT ![n] = TRUE]
-    /\ UNCHANGED <<currentTerm, role, votedFor, votesGranted, configVars,
+    /\ UNCHANGED <<currentTerm, role, votedFor, votesGranted, preVotesGranted,
+                   configVars,
                    leaderVars, storeVars, outputVars, clientVars, netVars,
                    historyVars>>
 
@@ -174,6 +180,8 @@ StoreUp(m) == m.dst \in StoreNodes /\ storeStatus[m.dst] /= "down"
 
 Next ==
     \/ \E n \in SyncNodes : ElectionTimeout(n)
+    \/ \E m \in DOMAIN msgs : HandlePreVote(m)
+    \/ \E m \in DOMAIN msgs : HandlePreVoteReply(m)
     \/ \E m \in DOMAIN msgs : HandleRequestVote(m)
     \/ \E m \in DOMAIN msgs : HandleVoteReply(m)
     \/ \E n \in SyncNodes : BecomeLeader(n)
@@ -283,14 +291,15 @@ AckedCommittedInv ==
 \* Liveness
 
 \* Timeouts are random, so once faults stop one node times out first and the
-\* others hear it before their own timers fire. This action constraint keeps
-\* a node from timing out while another live node is a candidate or a live
-\* leader holds its term or a later one. Only LiveSpec uses it.
+\* others hear from it before their own timers fire. This action constraint
+\* keeps a node from becoming a pre-candidate while another live node is a
+\* pre-candidate or a candidate, or while a live leader holds its term or a
+\* later one. Only LiveSpec uses it.
 TimeoutsSpread ==
     \A n \in SyncNodes :
-        (currentTerm'[n] > currentTerm[n] /\ role'[n] = "candidate") =>
+        (role'[n] = "precandidate" /\ role[n] /= "precandidate") =>
             \A o \in SyncNodes \ {n} :
-                syncUp[o] => /\ role[o] /= "candidate"
+                syncUp[o] => /\ role[o] \notin {"precandidate", "candidate"}
                              /\ (role[o] = "leader" => currentTerm[o] < currentTerm[n])
 
 \* Every protocol action is weakly fair; faults are not.
@@ -303,6 +312,7 @@ Fairness ==
           /\ WF_vars(InstallEpoch(n))
           /\ WF_vars(AppendOutput(n))
     /\ WF_vars(\E m \in DOMAIN msgs :
+                  \/ HandlePreVote(m) \/ HandlePreVoteReply(m)
                   \/ HandleRequestVote(m) \/ HandleVoteReply(m)
                   \/ HandleHeartbeat(m) \/ HandleHeartbeatReply(m)
                   \/ HandleEpochReady(m) \/ HandleClientRequest(m)
@@ -316,7 +326,16 @@ Fairness ==
     /\ \A c \in Clients : \A n \in SyncNodes : \A r \in 1..MaxRequests :
           WF_vars(ClientSend(c, n, r))
 
-LiveSpec == Init /\ [][Next /\ TimeoutsSpread]_vars /\ Fairness
+\* Once faults stop, a leader that hears from a majority keeps its role:
+\* check-quorum steps a leader down only while some sync node is down. (A
+\* fenced AppendOutput, where the fence holds a higher term, still does.)
+QuorumCheckTimely ==
+    \A n \in SyncNodes :
+        (/\ role[n] = "leader" /\ role'[n] = "follower"
+         /\ currentTerm'[n] = currentTerm[n] /\ fence <= currentTerm[n])
+            => \E o \in SyncNodes : ~syncUp[o]
+
+LiveSpec == Init /\ [][Next /\ TimeoutsSpread /\ QuorumCheckTimely]_vars /\ Fairness
 
 \* Some sync node eventually becomes leader.
 LeaderEventuallyElected == <>(\E n \in SyncNodes : role[n] = "leader")

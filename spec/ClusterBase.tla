@@ -53,7 +53,7 @@ Bug(name) == name \in BUGS
 \* The latest term each sync node has seen (persisted).
 \* @type: Str -> Int;
 VARIABLE currentTerm
-\* "follower", "candidate" or "leader".
+\* "follower", "precandidate", "candidate" or "leader".
 \* @type: Str -> Str;
 VARIABLE role
 \* The candidate each node voted for in its current term, "" if none (persisted).
@@ -62,11 +62,15 @@ VARIABLE votedFor
 \* The voters that granted a candidate its vote in its current term.
 \* @type: Str -> Set(Str);
 VARIABLE votesGranted
+\* The nodes that answered a pre-candidate's PreVote with yes.
+\* @type: Str -> Set(Str);
+VARIABLE preVotesGranted
 \* FALSE while a sync node is crashed.
 \* @type: Str -> Bool;
 VARIABLE syncUp
 
-electionVars == <<currentTerm, role, votedFor, votesGranted, syncUp>>
+electionVars == <<currentTerm, role, votedFor, votesGranted, preVotesGranted,
+                  syncUp>>
 
 \* The latest store configuration each sync node has accepted (persisted).
 \* @type: Str -> $config;
@@ -97,8 +101,12 @@ VARIABLE leaderLog
 \* The commit index the leader learned from WriteAck.
 \* @type: Str -> Int;
 VARIABLE leaderCommit
+\* The output length the leader last read or wrote; only the NoFence bug
+\* appends after it instead of after the file's last line.
+\* @type: Str -> Int;
+VARIABLE outputSeen
 
-leaderVars == <<clock, clientTable, leaderLog, leaderCommit>>
+leaderVars == <<clock, clientTable, leaderLog, leaderCommit, outputSeen>>
 
 -------------------------------------------------------------------------------
 \* Store node variables
@@ -215,7 +223,7 @@ IsMajority(s) == 2 * Cardinality(s) > Cardinality(SyncNodes)
 NoEntry == [term |-> 0, epoch |-> 0, lamport |-> 0, client |-> "", req |-> 0]
 
 \* @type: $config;
-NoConfig == [epoch |-> 0, term |-> 0, primary |-> "", backups |-> {}]
+NoConfig == [epoch |-> 0, term |-> 0, primary |-> "", backups |-> {}, joining |-> {}]
 
 \* @type: ($config) => Set(Str);
 Members(cfg) == {cfg.primary} \cup cfg.backups

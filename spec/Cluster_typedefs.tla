@@ -10,9 +10,10 @@
   };
 
   A store configuration: the epoch that numbers it, the term of the leader
-  that chose it, the primary and the backups.
+  that chose it, the primary, the backups, and the backups among them that
+  were added back and have not yet synced in an epoch (joining).
   @typeAlias: config = {
-    epoch: Int, term: Int, primary: Str, backups: Set(Str)
+    epoch: Int, term: Int, primary: Str, backups: Set(Str), joining: Set(Str)
   };
 
   Every message kind uses this one record type and fills the fields that it

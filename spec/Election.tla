@@ -44,19 +44,64 @@ Peers(n) == SyncNodes \ {n}
 -------------------------------------------------------------------------------
 \* Election
 
-\* Sync node n times out, becomes a candidate in the next term, votes for
-\* itself and asks every peer for its vote.
+\* Sync node n times out without hearing from a leader and becomes a
+\* pre-candidate: it asks every peer whether it could win the next term,
+\* changing nothing on disk.
 ElectionTimeout(n) ==
     /\ syncUp[n]
-    /\ role[n] \in {"follower", "candidate"}
+    /\ role[n] \in {"follower", "precandidate", "candidate"}
     /\ currentTerm[n] < MaxTerm
-    /\ currentTerm' = [currentTerm EXCEPT ![n] = @ + 1]
-    /\ role' = [role EXCEPT ![n] = "candidate"]
-    /\ votedFor' = [votedFor EXCEPT ![n] = n]
-    /\ votesGranted' = [votesGranted EXCEPT ![n] = {n}]
-    /\ SendAll({[Msg("RequestVote", n, p) EXCEPT
+    /\ role' = [role EXCEPT ![n] = "precandidate"]
+    /\ preVotesGranted' = [preVotesGranted EXCEPT ![n] = {n}]
+    /\ SendAll({[Msg("PreVote", n, p) EXCEPT
                    !.term = currentTerm[n] + 1, !.cfg = syncConfig[n]]
                 : p \in Peers(n)})
+    /\ UNCHANGED <<currentTerm, votedFor, votesGranted, syncUp, configVars,
+                   leaderVars, storeVars, outputVars, clientVars, faults,
+                   historyVars>>
+
+\* Sync node n answers a PreVote: yes only if it is not leading, the proposed
+\* term is above its own and the pre-candidate's configuration is at least as
+\* recent as its own. It changes neither its term nor its vote. (Whether n
+\* heard from a leader recently is timing, which the spec leaves open: n may
+\* answer yes whenever these conditions hold.)
+HandlePreVote(m) ==
+    LET n == m.dst
+        grant == /\ role[n] /= "leader"
+                 /\ m.term > currentTerm[n]
+                 /\ ConfigAtLeast(m.cfg, syncConfig[n])
+    IN
+    /\ m.type = "PreVote"
+    /\ syncUp[n]
+    /\ Reply(m, {[Msg("PreVoteReply", n, m.src) EXCEPT
+                   !.term = m.term, !.granted = grant]})
+    /\ UNCHANGED <<electionVars, configVars, leaderVars, storeVars, outputVars,
+                   clientVars, faults, historyVars>>
+
+\* Pre-candidate n counts a PreVote answer; with a majority of yes it becomes
+\* a candidate: next term, a vote for itself, RequestVote to every peer.
+HandlePreVoteReply(m) ==
+    LET n == m.dst
+        counts == /\ role[n] = "precandidate"
+                  /\ m.term = currentTerm[n] + 1
+                  /\ m.granted
+        granted == preVotesGranted[n] \cup {m.src}
+    IN
+    /\ m.type = "PreVoteReply"
+    /\ syncUp[n]
+    /\ IF counts /\ IsMajority(granted)
+       THEN /\ currentTerm' = [currentTerm EXCEPT ![n] = m.term]
+            /\ role' = [role EXCEPT ![n] = "candidate"]
+            /\ votedFor' = [votedFor EXCEPT ![n] = n]
+            /\ votesGranted' = [votesGranted EXCEPT ![n] = {n}]
+            /\ preVotesGranted' = [preVotesGranted EXCEPT ![n] = {}]
+            /\ Reply(m, {[Msg("RequestVote", n, p) EXCEPT
+                            !.term = m.term, !.cfg = syncConfig[n]]
+                         : p \in Peers(n)})
+       ELSE /\ preVotesGranted' = [preVotesGranted EXCEPT ![n] =
+                                     IF counts THEN granted ELSE @]
+            /\ UNCHANGED <<currentTerm, role, votedFor, votesGranted>>
+            /\ Discard(m)
     /\ UNCHANGED <<syncUp, configVars, leaderVars, storeVars, outputVars,
                    clientVars, faults, historyVars>>
 
@@ -82,7 +127,7 @@ HandleRequestVote(m) ==
        ELSE UNCHANGED <<configAcks, heardFrom, leaderPhase>>
     /\ Reply(m, {[Msg("VoteReply", n, m.src) EXCEPT
                    !.term = term, !.granted = grant, !.cfg = syncConfig[n]]})
-    /\ UNCHANGED <<votesGranted, syncUp, syncConfig, leaderVars, storeVars,
+    /\ UNCHANGED <<votesGranted, preVotesGranted, syncUp, syncConfig, leaderVars, storeVars,
                    outputVars, clientVars, faults, historyVars>>
 
 \* Candidate n counts a vote reply and adopts the voter's configuration if it
@@ -101,8 +146,8 @@ HandleVoteReply(m) ==
             IF m.term = currentTerm[n] /\ role[n] = "candidate"
             THEN NewerConfig(m.cfg, @) ELSE @]
     /\ Discard(m)
-    /\ UNCHANGED <<syncUp, leaderVars, storeVars, outputVars, clientVars,
-                   faults, historyVars>>
+    /\ UNCHANGED <<preVotesGranted, syncUp, leaderVars, storeVars, outputVars,
+                   clientVars, faults, historyVars>>
 
 \* Candidate n has votes from a majority and becomes leader. Before anything
 \* else it writes its term to output.fence; if the fence already holds a
@@ -121,9 +166,10 @@ BecomeLeader(n) ==
     /\ leaderPhase' = [leaderPhase EXCEPT ![n] = "none"]
     /\ leaderLog' = [leaderLog EXCEPT ![n] = <<>>]
     /\ leaderCommit' = [leaderCommit EXCEPT ![n] = 0]
-    /\ UNCHANGED <<currentTerm, votedFor, votesGranted, syncUp, syncConfig,
-                   clock, clientTable, storeVars, output, clientVars, netVars,
-                   historyVars>>
+    /\ outputSeen' = [outputSeen EXCEPT ![n] = Len(output)]
+    /\ UNCHANGED <<currentTerm, votedFor, votesGranted, preVotesGranted, syncUp,
+                   syncConfig, clock, clientTable, storeVars, output, clientVars,
+                   netVars, historyVars>>
 
 -------------------------------------------------------------------------------
 \* Heartbeats and check-quorum
@@ -158,7 +204,7 @@ HandleHeartbeat(m) ==
        ELSE UNCHANGED <<configAcks, heardFrom, leaderPhase>>
     /\ Reply(m, {[Msg("HeartbeatReply", n, m.src) EXCEPT
                    !.term = TermAfter(n, m.term), !.cfg = cfg]})
-    /\ UNCHANGED <<votesGranted, syncUp, leaderVars, storeVars, outputVars,
+    /\ UNCHANGED <<votesGranted, preVotesGranted, syncUp, leaderVars, storeVars, outputVars,
                    clientVars, faults, historyVars>>
 
 \* Leader n handles a heartbeat reply: it records that the peer answered and,
@@ -179,7 +225,7 @@ HandleHeartbeatReply(m) ==
                                THEN @ \cup {m.src} ELSE @]
             /\ UNCHANGED <<currentTerm, role, votedFor, leaderPhase>>
     /\ Discard(m)
-    /\ UNCHANGED <<votesGranted, syncUp, syncConfig, leaderVars, storeVars,
+    /\ UNCHANGED <<votesGranted, preVotesGranted, syncUp, syncConfig, leaderVars, storeVars,
                    outputVars, clientVars, faults, historyVars>>
 
 \* Leader n checks that it heard from a majority since its last check; if it
@@ -192,7 +238,7 @@ CheckQuorum(n) ==
             /\ UNCHANGED <<role, configAcks, leaderPhase>>
        ELSE /\ role' = [role EXCEPT ![n] = "follower"]
             /\ ClearLeaderState(n)
-    /\ UNCHANGED <<currentTerm, votedFor, votesGranted, syncUp, syncConfig,
+    /\ UNCHANGED <<currentTerm, votedFor, votesGranted, preVotesGranted, syncUp, syncConfig,
                    leaderVars, storeVars, outputVars, clientVars, netVars,
                    historyVars>>
 
@@ -218,15 +264,25 @@ Propose(n, cfg) ==
     /\ configAcks' = [configAcks EXCEPT ![n] = {n}]
     /\ leaderPhase' = [leaderPhase EXCEPT ![n] = "proposed"]
 
+\* The joining backups of `cfg` that have not yet synced in its epoch. A
+\* backup that has is known to hold every committed entry and becomes a full
+\* member in the next configuration.
+StillJoining(cfg) ==
+    {s \in cfg.joining : storeSyncedTo[s] /= [epoch |-> cfg.epoch, term |-> cfg.term]}
+
 \* Leader n chooses a new configuration in a new epoch: right after its
 \* election (every leader opens its own epoch, dropping members that are not
-\* active), or to add back store nodes that restarted and caught up.
+\* active), or to add back store nodes that restarted and caught up, as
+\* joining backups. The primary stays if it is active; otherwise it is the
+\* active full member with the longest log.
 ProposeConfig(n) ==
     LET old == syncConfig[n]
         elected == leaderPhase[n] = "none"
         joiners == {s \in StoreNodes \ Members(old) : storeStatus[s] = "caughtup"}
         members == IF elected THEN ActiveAmong(Members(old))
                    ELSE Members(old) \cup joiners
+        joining == IF elected THEN StillJoining(old) \cap members
+                   ELSE StillJoining(old) \cup joiners
     IN
     /\ syncUp[n]
     /\ role[n] = "leader"
@@ -236,19 +292,22 @@ ProposeConfig(n) ==
     /\ \E p \in StoreNodes :
           /\ IF old.primary \in ActiveAmong(members)
              THEN p = old.primary
-             ELSE p \in LongestLogs(members \ joiners)
+             ELSE p \in LongestLogs(members \ joining)
           /\ Propose(n, [epoch |-> old.epoch + 1, term |-> currentTerm[n],
-                         primary |-> p, backups |-> members \ {p}])
+                         primary |-> p, backups |-> members \ {p},
+                         joining |-> joining \ {p}])
     /\ UNCHANGED <<electionVars, heardFrom, leaderVars, storeVars, outputVars,
                    clientVars, netVars, historyVars>>
 
 \* Leader n suspects that store node s, a member of its configuration, has
 \* failed, and proposes a configuration without it. A failed primary is
-\* replaced by the active member with the longest log. The suspicion may be
-\* false: the spec lets the leader drop any member, as a timeout can.
+\* replaced by the active full member with the longest log; with none, the
+\* leader waits. The suspicion may be false: the spec lets the leader drop
+\* any member, as a timeout can.
 DetectStoreFailure(n, s) ==
     LET old == syncConfig[n]
         rest == Members(old) \ {s}
+        joining == StillJoining(old) \ {s}
     IN
     /\ syncUp[n]
     /\ role[n] = "leader"
@@ -256,10 +315,11 @@ DetectStoreFailure(n, s) ==
     /\ s \in Members(old)
     /\ old.epoch < MaxEpoch
     /\ \E p \in StoreNodes :
-          /\ IF s = old.primary THEN p \in LongestLogs(rest)
+          /\ IF s = old.primary THEN p \in LongestLogs(rest \ joining)
                                 ELSE p = old.primary
           /\ Propose(n, [epoch |-> old.epoch + 1, term |-> currentTerm[n],
-                         primary |-> p, backups |-> rest \ {p}])
+                         primary |-> p, backups |-> rest \ {p},
+                         joining |-> joining \ {p}])
     /\ UNCHANGED <<electionVars, heardFrom, leaderVars, storeVars, outputVars,
                    clientVars, netVars, historyVars>>
 

@@ -23,5 +23,5 @@ MC_MaxFaults == 0
 MC_BUGS == {"DoubleVote"}
 
 \* TLC only: at most this many distinct messages in transit.
-MC_Constraint == Cardinality(DOMAIN msgs) <= 3
+MC_Constraint == Cardinality(DOMAIN msgs) <= 6
 ===============================================================================

@@ -90,14 +90,16 @@ HandleNewEpoch(m) ==
     /\ UNCHANGED <<electionVars, configVars, leaderVars, outputVars,
                    clientVars, faults, outputWriters>>
 
-\* Backup b handles EpochSync: it keeps its log up to its commit index,
-\* replaces the rest with the primary's entries, installs the epoch if it had
-\* not yet, and reports how much of the log it now holds. A duplicate of an
+\* Backup b handles EpochSync: it keeps as many entries as the primary's
+\* commit index (its own commit index if its log is shorter, which stands
+\* for the round trip in which the primary resends from there), replaces the
+\* rest with the primary's entries, installs the epoch if it had not yet,
+\* and reports how much of the log it now holds. A duplicate of an
 \* epoch sync it already applied only repeats the reply: applying it again
 \* would truncate entries replicated since, committed ones included.
 HandleEpochSync(m) ==
     LET b == m.dst
-        keep == storeCommit[b]
+        keep == IF Len(storeLog[b]) >= m.commit THEN m.commit ELSE storeCommit[b]
         log == SubSeq(storeLog[b], 1, keep) \o SubSeq(m.log, keep + 1, Len(m.log))
         stamp == [epoch |-> m.epoch, term |-> m.term]
         applied == storeSyncedTo[b] = stamp /\ storeEpoch[b] = m.epoch
@@ -171,6 +173,7 @@ HandleEpochReady(m) ==
             /\ clock' = [clock EXCEPT ![n] = MaxLamport(m.log)]
             /\ clientTable' = [clientTable EXCEPT ![n] =
                                  [c \in Clients |-> MaxRequestOf(c, m.log)]]
+            /\ UNCHANGED outputSeen
        ELSE UNCHANGED <<leaderPhase, leaderVars>>
     /\ Discard(m)
     /\ UNCHANGED <<electionVars, syncConfig, configAcks, heardFrom, storeVars,
@@ -218,8 +221,8 @@ HandleClientRequest(m) ==
                ELSE Reply(m, {WriteMsg(n, i)})
        ELSE /\ UNCHANGED <<clock, clientTable, leaderLog>>
             /\ Discard(m)
-    /\ UNCHANGED <<electionVars, configVars, leaderCommit, storeVars,
-                   outputVars, clientVars, faults, historyVars>>
+    /\ UNCHANGED <<electionVars, configVars, leaderCommit, outputSeen,
+                   storeVars, outputVars, clientVars, faults, historyVars>>
 
 -------------------------------------------------------------------------------
 \* Remote write among the store nodes (W2 to W5)
@@ -349,7 +352,8 @@ HandleWriteAck(m) ==
                           ELSE @]
     /\ Discard(m)
     /\ UNCHANGED <<electionVars, configVars, clock, clientTable, leaderLog,
-                   storeVars, outputVars, clientVars, faults, historyVars>>
+                   outputSeen, storeVars, outputVars, clientVars, faults,
+                   historyVars>>
 
 -------------------------------------------------------------------------------
 \* Catch-up of a restarted store node
@@ -394,23 +398,25 @@ HandleCatchUpReply(m) ==
 \* Leader n appends the committed entries that follow the last line of
 \* output.txt, under the lock, and acknowledges them to their clients. If the
 \* fence holds a higher term, n has been deposed: it appends nothing and
-\* steps down. The NoFence bug skips the fence check.
+\* steps down. The NoFence bug checks neither the fence nor the last line of
+\* the file: it appends after the output length n itself last saw.
 AppendOutput(n) ==
-    LET from == Len(output) + 1
-        new == SubSeq(leaderLog[n], from, leaderCommit[n])
+    LET last == IF Bug("NoFence") THEN outputSeen[n] ELSE Len(output)
+        new == SubSeq(leaderLog[n], last + 1, leaderCommit[n])
         fenced == fence > currentTerm[n] /\ ~Bug("NoFence")
     IN
     /\ syncUp[n]
     /\ role[n] = "leader"
     /\ leaderPhase[n] = "ready"
-    /\ Len(output) < leaderCommit[n]
+    /\ last < leaderCommit[n]
     /\ IF fenced
        THEN /\ role' = [role EXCEPT ![n] = "follower"]
             /\ configAcks' = [configAcks EXCEPT ![n] = {}]
             /\ heardFrom' = [heardFrom EXCEPT ![n] = {}]
             /\ leaderPhase' = [leaderPhase EXCEPT ![n] = "none"]
-            /\ UNCHANGED <<output, msgs, outputWriters>>
+            /\ UNCHANGED <<output, msgs, outputWriters, outputSeen>>
        ELSE /\ output' = output \o new
+            /\ outputSeen' = [outputSeen EXCEPT ![n] = last + Len(new)]
             /\ outputWriters' =
                  outputWriters \o [i \in 1..Len(new) |->
                                      [term |-> currentTerm[n], fence |-> fence]]
@@ -419,7 +425,8 @@ AppendOutput(n) ==
                            !.ts = new[i].lamport]
                         : i \in 1..Len(new)})
             /\ UNCHANGED <<role, configAcks, heardFrom, leaderPhase>>
-    /\ UNCHANGED <<currentTerm, votedFor, votesGranted, syncUp, syncConfig,
-                   leaderVars, storeVars, fence, clientVars, faults, committed,
+    /\ UNCHANGED <<currentTerm, votedFor, votesGranted, preVotesGranted, syncUp,
+                   syncConfig, clock, clientTable, leaderLog, leaderCommit,
+                   storeVars, fence, clientVars, faults, committed,
                    readyConfig, storeHigh>>
 ===============================================================================

@@ -13,6 +13,7 @@ from test_spec_syntax import ROOT, load_spec_check
 spec_check = load_spec_check()
 ALL_CONFIGS = list(spec_check.CONFIGS) + list(spec_check.BUG_CONFIGS)
 IDS = [config.name for config in ALL_CONFIGS]
+APALACHE_CONFIGS = [config for config in ALL_CONFIGS if not config.tlc_only]
 
 
 @pytest.mark.parametrize("config", ALL_CONFIGS, ids=IDS)
@@ -21,7 +22,7 @@ def test_config_files_exist(config: object) -> None:
     assert config.cfg.is_file()  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("config", ALL_CONFIGS, ids=IDS)
+@pytest.mark.parametrize("config", APALACHE_CONFIGS, ids=lambda c: c.name)
 def test_apalache_command_parts(config: object, tmp_path: Path) -> None:
     name = config.name  # type: ignore[attr-defined]
     invariant = config.invariants()[0]  # type: ignore[attr-defined]
@@ -84,6 +85,12 @@ def test_check_without_docker_exits_3(monkeypatch: pytest.MonkeyPatch,
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     assert out[0].startswith("Docker is not available: no docker binary")
+
+
+def test_cfg_properties_reads_sections() -> None:
+    text = "SPECIFICATION LiveSpec\nPROPERTIES\n  AProp\n  BProp\nINVARIANT CInv\n"
+
+    assert spec_check.cfg_names(text, spec_check.PROPERTY_KEYWORDS) == ["AProp", "BProp"]
 
 
 def test_check_tlc_without_jar_exits_4(tmp_path: Path) -> None:

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_spec_syntax import SPEC_DIR, load_spec_check, spec_actions, spec_invariants
+from test_spec_syntax import (
+    SPEC_DIR,
+    load_spec_check,
+    spec_actions,
+    spec_definitions,
+    spec_invariants,
+)
 
 from cluster.core import spec_names
 
@@ -24,7 +30,7 @@ EXPECTED_INVARIANTS = {
 }
 
 EXPECTED_ACTIONS = {
-    "ElectionTimeout", "HandleRequestVote", "HandleVoteReply", "BecomeLeader",
+    "ElectionTimeout", "HandlePreVote", "HandlePreVoteReply", "HandleRequestVote", "HandleVoteReply", "BecomeLeader",
     "SendHeartbeats", "HandleHeartbeat", "HandleHeartbeatReply", "CheckQuorum",
     "ProposeConfig", "InstallEpoch", "HandleEpochReady", "HandleClientRequest",
     "HandleWriteAck", "DetectStoreFailure", "AppendOutput",
@@ -89,6 +95,17 @@ def test_cfg_invariants_exist_in_spec(cfg: object) -> None:
 
     assert listed, f"{cfg} lists no invariant"
     assert unknown == [], f"{cfg} lists invariants the spec does not define: {unknown}"
+
+
+@pytest.mark.parametrize("cfg", sorted(SPEC_DIR.glob("*.cfg")), ids=lambda p: p.name)
+def test_cfg_properties_exist_in_spec(cfg: object) -> None:
+    spec_check = load_spec_check()
+    listed = spec_check.cfg_names(cfg.read_text(encoding="utf-8"),  # type: ignore[attr-defined]
+                                  spec_check.PROPERTY_KEYWORDS)
+
+    unknown = sorted(set(listed) - spec_definitions().keys())
+
+    assert unknown == [], f"{cfg} lists properties the spec does not define: {unknown}"
 
 
 def test_bug_configs_cover_every_bug() -> None:
