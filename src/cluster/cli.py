@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cluster.core.bugs import parse_bugs
 from cluster.core.messages import MAX_TEXT_BYTES
+from cluster.diagram import add_diagram_parser, run_diagram
 from cluster.files import DataFileError
 from cluster.i18n import _
 from cluster.launcher import RunError, RunOptions, check_options, find_leader, find_primary, prepare_data_dir
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help=_("exit 0 if the node on this port answers (for health checks)"))
     health.add_argument("--host", default="127.0.0.1", help=_("node host (default: 127.0.0.1)"))
     health.add_argument("--port", type=int, required=True, help=_("client port of the node"))
+
+    add_diagram_parser(commands)
 
     return parser
 
@@ -288,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_verify(args)
         if args.command == "health":
             return command_health(args)
+        if args.command == "diagram":
+            return run_diagram(args)
     except (RunError, SettingsError, DataFileError, ValueError) as error:
         print(_("cluster: error: {error}").format(error=error), file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,202 @@
+"""Load a diagram from the data directory of `cluster run`.
+
+The node event logs (`events_sync_<id>.jsonl`, `events_store_<id>.jsonl`)
+and the client logs (`client_<id>.jsonl`) record elections, votes, epochs,
+commits, starts and stops, but not each message. So the arrows drawn from a
+data directory are inferred from those records, and marked as such:
+
+- `vote_granted` on a voter: a VoteReply from the voter to the candidate;
+- `became_follower` with a leader: a Heartbeat from that leader;
+- `epoch_installed` on a store node: a NewEpoch from the leader of its term;
+- `epoch_ready` on a leader: an EpochReady from the primary;
+- `acked` on a client: a ClientReply from the leader of its term.
+
+A node that logs `started` again without a `stopped` record in between was
+killed: its crash is drawn at its last record before the restart. The
+SIGKILL itself leaves no record, so that time is a lower bound.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.diagram.model import Diagram, Lane, Mark, Message
+from cluster.diagram.node_events import CLIENT_EVENTS, mark_for_event
+from cluster.i18n import _
+
+_LOG_NAME = re.compile(r"^(?:events_(sync|store)|(client))_(\d+)\.jsonl$")
+
+
+class SourceError(ValueError):
+    """A diagram source is missing or has content this loader cannot read."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    lane: Lane
+    time: float
+    event: str
+    fields: dict[str, Any]
+
+
+
+
+def load_run_directory(path: Path) -> Diagram:
+    """Read every event and client log in `path` into a diagram; raise SourceError when there is none."""
+    records, skipped = _read_records(path)
+    if not records:
+        raise SourceError(_("{path} has no events_*.jsonl or client_*.jsonl logs; "
+                            "pass the --data-dir of a cluster run").format(path=path))
+    origin = min(record.time for record in records)
+    records = [_Record(r.lane, r.time - origin, r.event, r.fields) for r in records]
+    records.sort(key=lambda r: (r.time, r.lane.sort_key, r.event))
+
+    lanes = sorted({record.lane for record in records}, key=lambda lane: lane.sort_key)
+    diagram = Diagram(source=str(path), time_unit="s", lanes=lanes)
+    _add_marks(diagram, records)
+    _add_starts(diagram, records)
+    _add_inferred_messages(diagram, records)
+    diagram.notes.append(_("Arrows are inferred from the event logs, which record elections, votes, "
+                           "epochs and acknowledgements but not each message."))
+    if skipped:
+        diagram.notes.append(_("{count} unreadable log lines were skipped (partial lines left by killed nodes).")
+                             .format(count=skipped))
+    diagram.sort()
+    return diagram
+
+
+def _read_records(path: Path) -> tuple[list[_Record], int]:
+    """Return the records of every log in `path` and the number of unreadable lines skipped.
+
+    A killed node can leave a partial line that its restart then continues,
+    so a line that is not a JSON object is skipped and counted, not fatal.
+    """
+    records: list[_Record] = []
+    skipped = 0
+    for file in sorted(path.iterdir()):
+        match = _LOG_NAME.match(file.name)
+        if match is None:
+            continue
+        role = match.group(1) or match.group(2)
+        lane = Lane(role, int(match.group(3)))
+        lines = file.read_text(encoding="utf-8").split("\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict) or not isinstance(data.get("time"), int | float) or "event" not in data:
+                skipped += 1
+                continue
+            fields = {key: value for key, value in data.items() if key not in ("time", "node", "event")}
+            records.append(_Record(lane, float(data["time"]), str(data["event"]), fields))
+    return records, skipped
+
+
+# --- Marks ------------------------------------------------------------------------------
+
+
+def _add_marks(diagram: Diagram, records: list[_Record]) -> None:
+    for record in records:
+        if record.event == "started" or (record.lane.role == "client" and record.event in CLIENT_EVENTS):
+            continue  # starts are drawn by _add_starts; client records become arrows or nothing
+        mark = mark_for_event(record.lane, record.time, record.event, record.fields)
+        if mark is not None:
+            diagram.marks.append(mark)
+
+
+def _add_starts(diagram: Diagram, records: list[_Record]) -> None:
+    """Mark each start, and a crash before a `started` record that follows no `stopped` record."""
+    last_time: dict[Lane, float] = {}
+    running: dict[Lane, bool] = {}
+    for record in records:
+        if record.event == "started" and running.get(record.lane):
+            diagram.marks.append(Mark(record.lane, last_time[record.lane], "crash", "crash",
+                                      _("killed: restarted with no stop record after this time")))
+        if record.event == "started":
+            kind = "restart" if record.lane in last_time else "other"
+            diagram.marks.append(Mark(record.lane, record.time, kind, "start", "started"))
+            running[record.lane] = True
+        elif record.event == "stopped":
+            running[record.lane] = False
+        last_time[record.lane] = record.time
+
+
+# --- Inferred messages --------------------------------------------------------------------
+
+
+def _add_inferred_messages(diagram: Diagram, records: list[_Record]) -> None:
+    leaders: dict[int, tuple[int, float]] = {}  # term -> (sync node, time it became leader)
+    installing: dict[tuple[int, int], float] = {}  # (leader node, epoch) -> time
+    installed: dict[tuple[int, int], float] = {}  # (store node, epoch) -> time
+    for record in records:
+        if record.event == "became_leader" and "term" in record.fields:
+            leaders.setdefault(int(record.fields["term"]), (record.lane.node, record.time))
+        elif record.event == "epoch_installing":
+            installing.setdefault((record.lane.node, int(record.fields.get("epoch", 0))), record.time)
+        elif record.event == "epoch_installed":
+            installed.setdefault((record.lane.node, int(record.fields.get("epoch", 0))), record.time)
+
+    for record in records:
+        message = _message_for(record, leaders, installing, installed)
+        if message is not None:
+            diagram.messages.append(message)
+
+
+def _message_for(
+    record: _Record,
+    leaders: dict[int, tuple[int, float]],
+    installing: dict[tuple[int, int], float],
+    installed: dict[tuple[int, int], float],
+) -> Message | None:
+    fields = record.fields
+    lane = record.lane
+    time = record.time
+    try:
+        if record.event == "vote_granted":
+            term = int(fields["term"])
+            candidate = int(fields["candidate"])
+            elected = leaders.get(term)
+            receive = elected[1] if elected and elected[0] == candidate and elected[1] >= time else time
+            return _inferred(lane, Lane("sync", candidate), time, receive, "VoteReply", f"VoteReply t{term}")
+        if record.event == "became_follower" and fields.get("leader"):
+            term = int(fields["term"])
+            leader = int(fields["leader"])
+            elected = leaders.get(term)
+            send = elected[1] if elected and elected[0] == leader and elected[1] <= time else time
+            return _inferred(Lane("sync", leader), lane, send, time, "Heartbeat", f"Heartbeat t{term}")
+        if record.event == "epoch_installed":
+            term = int(fields["leader_term"])
+            epoch = int(fields["epoch"])
+            elected = leaders.get(term)
+            if elected is None:
+                return None
+            started = installing.get((elected[0], epoch), time)
+            return _inferred(Lane("sync", elected[0]), lane, min(started, time), time, "NewEpoch",
+                             f"NewEpoch e{epoch}")
+        if record.event == "epoch_ready":
+            epoch = int(fields["epoch"])
+            primary = int(fields["primary"])
+            started = installed.get((primary, epoch), time)
+            return _inferred(Lane("store", primary), lane, min(started, time), time, "EpochReady",
+                             f"EpochReady e{epoch}")
+        if record.event == "acked":
+            term = int(fields["term"])
+            elected = leaders.get(term)
+            if elected is None:
+                return None
+            seq = int(fields["seq"])
+            return _inferred(Lane("sync", elected[0]), lane, time, time, "ClientReply", f"ClientReply #{seq}")
+    except (KeyError, TypeError, ValueError):
+        return None  # a record without the fields this arrow needs is drawn as a mark only
+    return None
+
+
+def _inferred(source: Lane, target: Lane, send: float, receive: float, kind: str, label: str) -> Message:
+    return Message(source, target, send, receive, kind, label, label, inferred=True)
