@@ -25,6 +25,7 @@ from cluster.sim.world import Address, World
 # that short blips and outages longer than an election are both common.
 MIN_FAULT_STEPS = 10
 MAX_FAULT_STEPS = 2000
+LONG_PAUSE_STEPS = 1000
 
 
 class FaultInjector:
@@ -100,7 +101,12 @@ class FaultInjector:
             target = self._stop_target()
             if target is None:
                 return None
-            self.resume_at[target] = step + self._duration()
+            duration = self._duration()
+            if any(("sync", pending.node) == target for pending in world.pending_output):
+                # A leader stopped in the middle of an output append, for longer than it
+                # takes to elect and install a successor: the case the output fence exists for.
+                duration = self.rng.randint(LONG_PAUSE_STEPS, 2 * LONG_PAUSE_STEPS)
+            self.resume_at[target] = step + duration
             return SimEvent("pause", node=target)
         if kind == "partition":
             if world.partition:

@@ -7,30 +7,29 @@ completes every output operation pending when it began, and then ticks
 every node and client once (one `tick_all` event). A message therefore
 waits at most one tick, well under the heartbeat interval.
 
-The bounds, for the default timers (election timeout 10 to 20 ticks,
-heartbeat 3, store failure timeout 20, write retry 20, client retry 100):
+The bounds follow from the timers (`cluster.core.timers.Timers`):
 
 - `LivenessLeaderElected`: some sync node leads, followed by a majority,
-  within `LEADER_BOUND_ROUNDS` = 100 rounds. A follower stands after at most
-  20 ticks without a leader, and an election whose candidate times out at
-  least 2 ticks before the others wins within about 3 more rounds. With
-  timeouts drawn from 11 values, about half of the elections split, so 100
-  rounds allow 4 failed elections before the bound (probability about 1/16)
-  and more in practice, because a split vote in one round rarely repeats.
+  within `leader_bound` = 5 x election_timeout_max rounds. A follower stands
+  after at most election_timeout_max ticks without a leader, and an election
+  whose candidate times out a couple of ticks before the others wins within
+  a few more rounds (pre-vote, vote, heartbeat). Timeouts are drawn at random
+  from the whole range, so a split vote is rare and two in a row rarer:
+  the bound allows four failed elections.
 - `LivenessPendingCommits`: every client message is acknowledged within
-  `ACK_BOUND_ROUNDS` = 400 rounds. After the leader, the new epoch takes a
-  few rounds (configuration replicated, NewEpoch, EpochSync, EpochReady),
-  a store member that restarted may first be replaced (up to 20 ticks) and
-  later caught up and added back, and a client whose messages were lost
-  waits up to its retry timeout (100 ticks) and may try one sync node after
-  another (up to N retries in the worst case, once each, but a follower
-  redirects at once, so in practice one). That is about
-  100 + 20 + 20 + 100 + 20 rounds plus a few message rounds: 400 leaves a margin
-  for one more election.
+  `ack_bound` = leader_bound + 2 x client_retry + store_failure_timeout
+  + 2 x write_retry + 50 rounds. After the leader, the new epoch takes a few
+  rounds (configuration stored by a majority, NewEpoch, EpochSync,
+  EpochReady); a store member that does not answer is replaced after
+  store_failure_timeout; a write or fetch without answer is resent after
+  write_retry; a client whose messages were lost waits client_retry before
+  it resends, and may have to do so once more if it first reaches a node
+  that has just lost the leadership. 50 rounds cover the message round
+  trips between these steps.
 
-The bounds are stated in rounds, not steps, because a round's step count
-depends on the traffic. The test suite checks both bounds on thousands of
-schedules with every fault kind.
+The bounds are in rounds, not steps, because a round's step count depends
+on the traffic. The test suite checks both bounds on thousands of schedules
+with every fault kind.
 """
 
 from __future__ import annotations
@@ -38,12 +37,22 @@ from __future__ import annotations
 import random
 
 from cluster.core.sync_node import Role
+from cluster.core.timers import Timers
 from cluster.sim.events import SimEvent
 from cluster.sim.runner import Runner
 from cluster.sim.world import Address, World
 
-LEADER_BOUND_ROUNDS = 100
-ACK_BOUND_ROUNDS = 400
+
+def leader_bound(timers: Timers) -> int:
+    """Rounds within which a leader must be elected once the faults stop."""
+    return 5 * timers.election_timeout_max
+
+
+def ack_bound(timers: Timers) -> int:
+    """Rounds within which every client message must be acknowledged once the faults stop."""
+    return (
+        leader_bound(timers) + 2 * timers.client_retry + timers.store_failure_timeout + 2 * timers.write_retry + 50
+    )
 
 
 def leader_elected(world: World) -> int | None:
@@ -65,7 +74,9 @@ def leader_elected(world: World) -> int | None:
 class LivenessMonitor:
     """Counts fair rounds and reports the first liveness bound that a run exceeds."""
 
-    def __init__(self) -> None:
+    def __init__(self, timers: Timers) -> None:
+        self.leader_bound = leader_bound(timers)
+        self.ack_bound = ack_bound(timers)
         self.rounds = 0
         self.leader_round: int | None = None
         self.done_round: int | None = None
@@ -78,11 +89,11 @@ class LivenessMonitor:
         if self.done_round is None and world.all_acknowledged():
             self.done_round = self.rounds
 
-        if self.leader_round is None and self.rounds > LEADER_BOUND_ROUNDS:
+        if self.leader_round is None and self.rounds > self.leader_bound:
             return ("LivenessLeaderElected", [
-                f"no sync node led a majority within {LEADER_BOUND_ROUNDS} fault-free rounds"
+                f"no sync node led a majority within {self.leader_bound} fault-free rounds"
             ])
-        if self.done_round is None and self.rounds > ACK_BOUND_ROUNDS:
+        if self.done_round is None and self.rounds > self.ack_bound:
             waiting = [
                 f"client {client.client_id} has {len(client.in_flight) + len(client.queue)} "
                 f"unacknowledged messages"
@@ -90,7 +101,7 @@ class LivenessMonitor:
                 if not client.done
             ]
             return ("LivenessPendingCommits", [
-                f"client messages still unacknowledged after {ACK_BOUND_ROUNDS} fault-free rounds", *waiting
+                f"client messages still unacknowledged after {self.ack_bound} fault-free rounds", *waiting
             ])
         return None
 
@@ -101,7 +112,7 @@ class LivenessMonitor:
 
 def run_liveness_rounds(runner: Runner, rng: random.Random) -> None:
     """Drive fair rounds until the cluster meets both bounds, or record the one it broke."""
-    monitor = LivenessMonitor()
+    monitor = LivenessMonitor(runner.config.timers)
     world = runner.world
     while not monitor.finished:
         for event in _round_events(world, rng):

@@ -47,7 +47,7 @@ class Profile:
         if faults and not kinds:
             kinds = frozenset([rng.choice(sorted(faults))])
         return Profile(
-            tick_weight=rng.choice((0.1, 0.25, 0.5, 1.0)),
+            tick_weight=rng.choice((0.25, 0.5, 1.0, 2.0, 4.0)),
             output_weight=rng.choice((0.02, 0.1, 0.5, 1.0)),
             fault_rate=rng.choice((0.01, 0.03, 0.1)),
             faults=kinds,

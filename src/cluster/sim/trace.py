@@ -118,7 +118,7 @@ def replay(
     on are liveness rounds, and the liveness bounds are checked on them.
     """
     runner = Runner(config, seed)
-    monitor = LivenessMonitor()
+    monitor = LivenessMonitor(config.timers)
     # Without the reorder fault, each link delivers in order, and so must a replay.
     fifo = "reorder" not in config.faults
     for index, event in enumerate(events):

@@ -1,0 +1,210 @@
+"""The `cluster simulate` command: run, shrink, replay and explore schedules.
+
+Exit status: 0 when no property broke, 1 when one did, 2 on invalid options
+or an unreadable trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from cluster.core.bugs import Bug, parse_bugs
+from cluster.sim.explore import EXPLORE_CONFIG, explore
+from cluster.sim.report import format_violation, narrate
+from cluster.sim.runner import FAULT_KINDS, SimConfig
+from cluster.sim.scheduler import RunResult, simulate
+from cluster.sim.shrink import DEFAULT_REPLAY_BUDGET, shrink
+from cluster.sim.trace import TraceError, read_trace, replay, write_trace
+
+MAX_NODES = 15
+MAX_CLIENTS = 64
+MAX_DEPTH = 30
+
+
+class UsageError(Exception):
+    """An option value is invalid; the message names the value and the fix."""
+
+
+def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "simulate",
+        help="run the protocol in a deterministic simulator with faults",
+        description="Run seeded random schedules of the real protocol code in one process, check the "
+        "invariants after every step, and shrink and print any schedule that breaks one.",
+    )
+    parser.add_argument("--seed", default="0", help="seed of the first run (default 0)")
+    parser.add_argument("--runs", default="1", help="number of seeds to try, from --seed on (default 1)")
+    parser.add_argument("--steps", default="3000", help="random steps per run, before the liveness rounds "
+                        "(default 3000)")
+    parser.add_argument("--sync", default="3", help="sync nodes (default 3)")
+    parser.add_argument("--store", default="3", help="store nodes (default 3)")
+    parser.add_argument("--clients", default="2", help="clients (default 2)")
+    parser.add_argument("--messages", default="8", help="messages per client (default 8)")
+    parser.add_argument("--faults", default=",".join(FAULT_KINDS),
+                        help=f"comma-separated fault kinds, or 'none' (default {','.join(FAULT_KINDS)})")
+    parser.add_argument("--bug", default="", help="comma-separated bug switches: "
+                        + ", ".join(bug.value for bug in Bug))
+    parser.add_argument("--replay", metavar="FILE", help="replay a trace file exactly and report its result")
+    parser.add_argument("--explore", action="store_true", help="enumerate every schedule of a tiny cluster "
+                        "(3 sync, 2 store, 1 client, 1 message) up to --depth")
+    parser.add_argument("--depth", default=None, help="exploration depth in steps (default 6; with --explore)")
+    parser.add_argument("--trace-out", metavar="FILE", help="write the (shrunk) failing schedule as a JSON trace")
+    parser.add_argument("--no-shrink", action="store_true", help="report the failing schedule without shrinking it")
+    parser.add_argument("--shrink-budget", default=str(DEFAULT_REPLAY_BUDGET),
+                        help=f"most replays one shrink may use (default {DEFAULT_REPLAY_BUDGET})")
+    return parser
+
+
+def run_simulate(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    # The report is the simulator's output; the nodes' own log lines would bury it.
+    logging.getLogger("cluster.core").setLevel(logging.CRITICAL)
+    try:
+        if args.replay:
+            return _replay(args, out)
+        if args.explore:
+            return _explore(args, out)
+        if args.depth is not None:
+            raise UsageError("--depth needs --explore")
+        return _simulate(args, out)
+    except (UsageError, TraceError) as error:
+        print(f"cluster simulate: error: {error}", file=err)
+        return 2
+
+
+def _simulate(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    seed = _integer(args.seed, "--seed", 0, 2**63)
+    runs = _integer(args.runs, "--runs", 1, 10**7)
+    budget = _integer(args.shrink_budget, "--shrink-budget", 0, 10**7)
+    started = time.perf_counter()
+    steps = 0
+    for run_seed in range(seed, seed + runs):
+        result = simulate(config, run_seed)
+        steps += len(result.events)
+        if result.violation is not None:
+            print(f"seed {run_seed}: {result.violation.name} violated after {result.violation.step} steps",
+                  file=out)
+            return _report_failure(result, args, out, budget)
+    seconds = time.perf_counter() - started
+    print(f"no violation in {runs} run(s) from seed {seed}: {steps} steps in {seconds:.1f} s "
+          f"({steps / max(seconds, 1e-9):.0f} steps/s)", file=out)
+    return 0
+
+
+def _report_failure(result: RunResult, args: argparse.Namespace, out: TextIO, budget: int) -> int:
+    if not args.no_shrink:
+        shrunk = shrink(result, budget)
+        print(f"shrunk from {len(result.events)} to {len(shrunk.result.events)} steps "
+              f"with {shrunk.replays} replays", file=out)
+        result = shrunk.result
+    print("", file=out)
+    for line in narrate(result):
+        print(line, file=out)
+    print("", file=out)
+    for line in format_violation(result):
+        print(line, file=out)
+    if args.trace_out:
+        write_trace(Path(args.trace_out), result)
+        print(f"trace written to {args.trace_out}; replay it with: cluster simulate --replay {args.trace_out}",
+              file=out)
+    return 1
+
+
+def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    if args.explore:
+        raise UsageError("--replay and --explore cannot be combined; use one of them")
+    trace = read_trace(Path(args.replay))
+    result = replay(trace.config, trace.seed, trace.events, trace.recovery_start, strict=True)
+    for line in narrate(result):
+        print(line, file=out)
+    print("", file=out)
+    for line in format_violation(result):
+        print(line, file=out)
+    recorded = trace.violation["name"] if trace.violation else None
+    found = result.violation.name if result.violation else None
+    if recorded != found:
+        print(f"note: the trace recorded {recorded or 'no violation'}, the replay found {found or 'none'}",
+              file=out)
+    return 0 if result.violation is None else 1
+
+
+def _explore(args: argparse.Namespace, out: TextIO) -> int:
+    depth = _integer(args.depth if args.depth is not None else "6", "--depth", 1, MAX_DEPTH)
+    bugs = _bugs(args.bug)
+    config = SimConfig(**{**_fields(EXPLORE_CONFIG), "bugs": bugs})
+    result = explore(config, depth)
+    print(f"explored depth {depth}: {result.explored} states reached, {result.distinct} distinct, "
+          f"{result.seconds:.1f} s", file=out)
+    if result.violation is None:
+        print("no invariant violated", file=out)
+        return 0
+    for line in narrate(result.violation):
+        print(line, file=out)
+    for line in format_violation(result.violation):
+        print(line, file=out)
+    if args.trace_out:
+        write_trace(Path(args.trace_out), result.violation)
+    return 1
+
+
+def _fields(config: SimConfig) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in SimConfig.__dataclass_fields__}
+
+
+def _config(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(
+        sync=_integer(args.sync, "--sync", 1, MAX_NODES),
+        store=_integer(args.store, "--store", 1, MAX_NODES),
+        clients=_integer(args.clients, "--clients", 1, MAX_CLIENTS),
+        messages=_integer(args.messages, "--messages", 0, 100_000),
+        steps=_integer(args.steps, "--steps", 1, 10**9),
+        faults=_faults(args.faults),
+        bugs=_bugs(args.bug),
+    )
+
+
+def _integer(text: str, option: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"invalid {option} {text!r}: expected an integer from {low} to {high}") from None
+    if not low <= value <= high:
+        raise UsageError(f"invalid {option} {value}: expected an integer from {low} to {high}")
+    return value
+
+
+def _faults(text: str) -> frozenset[str]:
+    if text.strip() in ("", "none"):
+        return frozenset()
+    kinds = {item.strip() for item in text.split(",") if item.strip()}
+    unknown = sorted(kinds - set(FAULT_KINDS))
+    if unknown:
+        raise UsageError(f"invalid --faults value {', '.join(unknown)}: expected a comma-separated list of "
+                         f"{', '.join(FAULT_KINDS)}, or 'none'")
+    return frozenset(kinds)
+
+
+def _bugs(text: str) -> frozenset[Bug]:
+    try:
+        return parse_bugs(text)
+    except ValueError as error:
+        raise UsageError(f"invalid --bug: {error}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `simulate` on its own, for `python -m cluster.sim.cli`."""
+    parser = argparse.ArgumentParser(prog="cluster")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_simulate_parser(subparsers)
+    return run_simulate(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
