@@ -273,7 +273,8 @@ def command_health(args: argparse.Namespace) -> int:
         print(_("node at {host}:{port} did not answer: {error}").format(
             host=args.host, port=port, error=error or type(error).__name__), file=sys.stderr)
         return EXIT_FAILED
-    print(f"{reply.role} {reply.node} term {reply.term} epoch {reply.epoch}")
+    print(_("{role} {node} term {term} epoch {epoch}").format(
+        role=reply.role, node=reply.node, term=reply.term, epoch=reply.epoch))
     return EXIT_OK
 
 

@@ -16,6 +16,12 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 
 _translation = gettext.translation(DOMAIN, localedir=LOCALE_DIR, fallback=True)
 
+# argparse translates its own words ("usage: ", "options", its error messages)
+# with gettext.gettext, which reads the process-wide text domain. Pointing that
+# domain at this catalog, which carries those messages too, translates them.
+gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
+gettext.textdomain(DOMAIN)
+
 
 def _(message: str) -> str:
     """Return `message` translated to the locale's language."""

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from cluster.core.messages import StatusReply, StatusRequest
+from cluster.i18n import _
 from cluster.wire import ProtocolError, encode, read_frame
 
 STATUS_TIMEOUT_SECONDS = 1.0
@@ -53,14 +54,15 @@ async def query_all(nodes: list[tuple[str, int, str, int]]) -> list[NodeStatus]:
 
 def format_table(statuses: list[NodeStatus]) -> str:
     """Render statuses as an aligned text table."""
-    header = ("node", "address", "role", "term", "leader", "epoch", "primary", "commit", "log")
+    header = (_("node"), _("address"), _("role"), _("term"), _("leader"), _("epoch"), _("primary"), _("commit"),
+              _("log"))
     rows = [header]
     for status in statuses:
         name = f"{status.role} {status.node}"
         address = f"{status.host}:{status.port}"
         reply = status.reply
         if reply is None:
-            rows.append((name, address, "down", "-", "-", "-", "-", "-", "-"))
+            rows.append((name, address, _("down"), "-", "-", "-", "-", "-", "-"))
             continue
         rows.append((
             name, address, reply.role, str(reply.term), str(reply.leader or "-"), str(reply.epoch),

@@ -168,7 +168,7 @@ def _final_config(data_dir: Path) -> StoreConfig | None:
         try:
             config = config_from_dict(state["config"])
         except (KeyError, TypeError, ValueError) as error:
-            raise DataFileError(path, f"has no valid store configuration ({error})") from None
+            raise DataFileError(path, _("has no valid store configuration ({error})").format(error=error)) from None
         if newest is None or config.key > newest.key:
             newest = config
     return newest
@@ -189,7 +189,8 @@ def _load_clients(data_dir: Path) -> dict[int, ClientLog]:
                 elif event == "finished":
                     log.finished = True
             except (KeyError, TypeError, ValueError) as error:
-                raise DataFileError(path, f"record is missing a field ({error})", number) from None
+                reason = _("record is missing a field ({error})").format(error=error)
+                raise DataFileError(path, reason, number) from None
     return clients
 
 
@@ -202,7 +203,8 @@ def _load_leaders(data_dir: Path) -> list[tuple[int, int]]:
                 try:
                     leaders.append((int(record["term"]), node))
                 except (KeyError, TypeError, ValueError) as error:
-                    raise DataFileError(path, f"became_leader record has no term ({error})", number) from None
+                    reason = _("became_leader record has no term ({error})").format(error=error)
+                    raise DataFileError(path, reason, number) from None
     return leaders
 
 
@@ -211,16 +213,16 @@ def _node_id(path: Path, prefix: str) -> int:
     try:
         return int(stem)
     except ValueError:
-        raise DataFileError(path, f"name does not end in a node id after {prefix!r}") from None
+        raise DataFileError(path, _("name does not end in a node id after {prefix!r}").format(prefix=prefix)) from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise DataFileError(path, f"cannot be read as JSON ({error})") from None
+        raise DataFileError(path, _("cannot be read as JSON ({error})").format(error=error)) from None
     if not isinstance(data, dict):
-        raise DataFileError(path, "does not hold a JSON object")
+        raise DataFileError(path, _("does not hold a JSON object"))
     return data
 
 
@@ -235,7 +237,7 @@ def _read_json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
         except ValueError:
             if number == len(lines):
                 continue  # a partial last line from a process that was killed
-            raise DataFileError(path, "line is not valid JSON", number) from None
+            raise DataFileError(path, _("line is not valid JSON"), number) from None
         if isinstance(record, dict):
             records.append((number, record))
     return records
@@ -250,18 +252,23 @@ def _exactly_once(output: list[Entry], acks: list[Ack]) -> list[str]:
         key = (entry.client_id, entry.request_id)
         counts[key] = counts.get(key, 0) + 1
     violations = [
-        f"client {client} request {request} appears {count} times in output.txt"
+        _("client {client} request {request} appears {count} times in output.txt").format(
+            client=client, request=request, count=count)
         for (client, request), count in sorted(counts.items())
         if count > 1
     ]
     missing = sorted({(ack.client_id, ack.request_id) for ack in acks} - counts.keys())
-    violations += [f"client {client} request {request} was acknowledged but is missing" for client, request in missing]
+    violations += [
+        _("client {client} request {request} was acknowledged but is missing").format(client=client, request=request)
+        for client, request in missing
+    ]
     return violations
 
 
 def _same_length(output: list[Entry], committed: list[Entry]) -> list[str]:
     if len(output) < len(committed):
-        return [f"output.txt holds {len(output)} entries but the primary committed {len(committed)}"]
+        return [_("output.txt holds {output} entries but the primary committed {committed}").format(
+            output=len(output), committed=len(committed))]
     return []
 
 
@@ -271,13 +278,16 @@ def _sent_by_client(output: list[Entry], clients: dict[int, ClientLog]) -> list[
         log = clients.get(entry.client_id)
         sent = log.sent.get(entry.request_id) if log else None
         if sent is None:
-            violations.append(f"seq {entry.seq}: client {entry.client_id} has no record of request {entry.request_id}")
+            violations.append(_("seq {seq}: client {client} has no record of request {request}").format(
+                seq=entry.seq, client=entry.client_id, request=entry.request_id))
             continue
         lamport, text = sent
         if text != entry.text:
-            violations.append(f"seq {entry.seq}: text differs from what client {entry.client_id} sent")
+            violations.append(_("seq {seq}: text differs from what client {client} sent").format(
+                seq=entry.seq, client=entry.client_id))
         if entry.lamport <= lamport:
             violations.append(
-                f"seq {entry.seq}: Lamport timestamp {entry.lamport} is not after the client's {lamport}"
+                _("seq {seq}: Lamport timestamp {lamport} is not after the client's {client_lamport}").format(
+                    seq=entry.seq, lamport=entry.lamport, client_lamport=lamport)
             )
     return violations

@@ -1,0 +1,165 @@
+"""Tests of the translated CLI: Brazilian Portuguese output, and a catalog that covers every message.
+
+`cluster.i18n` reads the locale from the environment when it is imported, and
+`cluster.cli` calls `_()` while it builds the parser, so each translated run
+is a new Python process with the locale variables set.
+"""
+
+from __future__ import annotations
+
+import ast
+import gettext
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "src" / "cluster"
+LOCALE = PACKAGE / "locale" / "pt_BR" / "LC_MESSAGES"
+PO_FILE = LOCALE / "cluster.po"
+MO_FILE = LOCALE / "cluster.mo"
+PORTUGUESE = {"LANG": "pt_BR.UTF-8", "LC_ALL": "pt_BR.UTF-8"}
+ENGLISH = {"LANG": "C.UTF-8"}
+# `{name}`, `{name:.2f}`, `{name!r}` and `%(name)s`, `%s`: what str.format and % fill in.
+PLACEHOLDER = re.compile(r"\{[a-z_]*(?:![rsa])?(?::[^}]*)?\}|%\([a-z_]+\)[a-z]|%[a-z]")
+
+
+def _tools_i18n() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tools_i18n", ROOT / "tools" / "i18n.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cluster(args: list[str], locale: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES")}
+    env.update(locale)
+    return subprocess.run([sys.executable, "-m", "cluster", *args], capture_output=True, text=True, env=env,
+                          timeout=60, check=False)
+
+
+def _source_messages() -> set[str]:
+    """Return every string literal passed to `_()` in the package, as the extractor sees them."""
+    messages = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_"):
+                continue
+            assert len(node.args) == 1, f"{path}:{node.lineno}: _() takes exactly one argument"
+            argument = node.args[0]
+            assert isinstance(argument, ast.Constant) and isinstance(argument.value, str), (
+                f"{path}:{node.lineno}: _() needs a string literal, so the extractor can find it")
+            messages.add(argument.value)
+    return messages
+
+
+def _compiled_catalog() -> dict[str, str]:
+    with MO_FILE.open("rb") as file:
+        translations = gettext.GNUTranslations(file)
+    catalog: dict[str, str] = translations._catalog  # type: ignore[attr-defined]
+    return {key: value for key, value in catalog.items() if key}
+
+
+# --- Translated output ------------------------------------------------------------------
+
+
+def test_help_portuguese() -> None:
+    result = _cluster(["--help"], PORTUGUESE)
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("uso: cluster")
+    assert "executa um cluster inteiro nesta máquina e verifica o resultado" in result.stdout
+    assert "mostra esta mensagem de ajuda e sai" in result.stdout
+    assert "opções:" in result.stdout
+
+
+def test_help_english_default() -> None:
+    result = _cluster(["--help"], ENGLISH)
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: cluster")
+    assert "run a whole cluster on this machine and verify the result" in result.stdout
+
+
+def test_language_variable_selects_portuguese() -> None:
+    result = _cluster(["verify", "--help"], {"LANG": "C.UTF-8", "LANGUAGE": "pt_BR"})
+
+    assert "diretório de dados de uma execução terminada" in result.stdout
+
+
+def test_error_portuguese() -> None:
+    result = _cluster(["run", "--sync", "0"], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == "cluster: erro: --sync deve estar entre 1 e 9; recebido 0"
+
+
+def test_argparse_error_portuguese() -> None:
+    result = _cluster(["diagram"], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert "os seguintes argumentos são obrigatórios: SOURCE, -o/--output" in result.stderr
+
+
+def test_verify_report_portuguese(tmp_path: Path) -> None:
+    (tmp_path / "output.txt").write_text("1\t1\t2\t1\t1\thello\n", encoding="utf-8")
+
+    result = _cluster(["verify", str(tmp_path)], PORTUGUESE)
+
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1
+    assert "OK  ElectionSafetyInv: no máximo um líder por termo" in lines
+    assert any(line.startswith("FALHOU  SentByClient: cada linha de output.txt") for line in lines)
+    assert "      - seq 1: o cliente 1 não tem registro da requisição 1" in lines
+    assert lines[-1] == "verificação FALHOU"
+
+
+# --- Catalog completeness -------------------------------------------------------------------
+
+
+def test_every_message_translated() -> None:
+    """Every `_()` message and every argparse message the CLI prints has a compiled translation."""
+    expected = _source_messages() | set(_tools_i18n().ARGPARSE_MESSAGES)
+    catalog = _compiled_catalog()
+
+    missing = sorted(expected - catalog.keys())
+
+    assert not missing, f"untranslated messages (run tools/i18n.py extract, update, then compile): {missing}"
+
+
+def test_translations_keep_placeholders() -> None:
+    for message, translation in _compiled_catalog().items():
+        assert sorted(PLACEHOLDER.findall(translation)) == sorted(PLACEHOLDER.findall(message)), message
+
+
+def test_po_complete_not_fuzzy() -> None:
+    pytest.importorskip("babel", reason="Babel reads the .po file; install the dev extras")
+    tools = _tools_i18n()
+    catalog = tools.read_catalog(PO_FILE)
+    expected = _source_messages() | set(tools.ARGPARSE_MESSAGES)
+
+    ids = {message.id for message in catalog if message.id}
+    fuzzy = sorted(message.id for message in catalog if message.id and message.fuzzy)
+    empty = sorted(message.id for message in catalog if message.id and not message.string)
+
+    assert not sorted(expected - ids), "messages missing from the .po; run tools/i18n.py extract and update"
+    assert not fuzzy, f"fuzzy translations: {fuzzy}"
+    assert not empty, f"untranslated messages: {empty}"
+
+
+def test_mo_matches_po() -> None:
+    pytest.importorskip("babel", reason="Babel compiles the .po file; install the dev extras")
+    tools = _tools_i18n()
+
+    compiled = tools.compile_catalog(tools.read_catalog(PO_FILE))
+
+    assert compiled == MO_FILE.read_bytes(), "cluster.mo is older than cluster.po; run tools/i18n.py compile"
