@@ -110,17 +110,7 @@ def test_shrink_keeps_violation_shorter(bug: Bug) -> None:
 # --- One scenario per fault kind --------------------------------------------------------
 
 
-EPOCH_READY_RESEND = (
-    "a NewEpoch resent before a Write and delivered after it makes the primary resend EpochReady "
-    "with last_seq = len(log), which claims an entry no backup holds yet is committed"
-)
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [pytest.param(kind, marks=pytest.mark.xfail(strict=True, reason=EPOCH_READY_RESEND)) if kind == "reorder"
-     else kind for kind in FAULT_KINDS],
-)
+@pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_fault_kind_happens_and_safety_holds(kind: str) -> None:
     # A restart needs a crashed node, so the restart case also enables crashes.
     faults = {kind, "crash"} if kind == "restart" else {kind}
@@ -140,8 +130,8 @@ def test_fault_kind_happens_and_safety_holds(kind: str) -> None:
         assert injected[kind] in ops
 
 
-@pytest.mark.xfail(strict=True, reason=EPOCH_READY_RESEND)
 def test_resent_epoch_ready_claims_only_committed() -> None:
+    """A NewEpoch repeated after writes began makes the primary report only its committed prefix."""
     trace = read_trace(Path(__file__).parent / "data" / "sim" / "epoch_ready_resend.json")
 
     result = replay(trace.config, trace.seed, trace.events, trace.recovery_start)

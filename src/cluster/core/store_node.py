@@ -288,13 +288,20 @@ class StoreNode:
         return effects + self._advance_commit()
 
     def _epoch_ready(self) -> Send:
-        last = self.log[-1] if self.log else None
-        marks = tuple(mark for client in sorted(self.marks) for mark in self.marks[client].values())
+        # Only the committed prefix: when the message is sent again for a
+        # repeated NewEpoch, the log may already hold newer, uncommitted writes.
+        last = self.log[self.commit - 1] if self.commit else None
+        marks = tuple(
+            mark
+            for client in sorted(self.marks)
+            for mark in self.marks[client].values()
+            if mark.seq <= self.commit
+        )
         message = EpochReady(
             term=self.leader_term,
             epoch=self.epoch,
             primary=self.node_id,
-            last_seq=len(self.log),
+            last_seq=self.commit,
             last_lamport=last.lamport if last else 0,
             clients=marks,
         )
