@@ -23,6 +23,7 @@ from cluster.node.settings import (
     check_member,
     parse_node_list,
     parse_port,
+    resolve_key_ring,
     resolve_node_id,
 )
 from cluster.status import format_table, query_all, query_status
@@ -103,6 +104,9 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", default="0.0.0.0", help=_("address to listen on (default: 0.0.0.0)"))
     parser.add_argument("--bug", default="", help=_("switch on named protocol mistakes, comma-separated"))
     parser.add_argument("--seed", type=int, help=_("seed for election timeouts (default: random)"))
+    parser.add_argument("--key-file", type=Path,
+                        help=_("file of hex cluster keys, one per line; the first signs, all are accepted "
+                               "(environment: CLUSTER_KEY_FILE, or CLUSTER_KEY with the keys themselves)"))
 
 
 # --- Commands ---------------------------------------------------------------------------
@@ -177,9 +181,12 @@ def node_settings(role: str, args: argparse.Namespace, env: Mapping[str, str]) -
     check_member(node_id, sync_nodes if role == "sync" else store_nodes, role)
     port = parse_port(_flag_or_env(args.port, env, "PORT"), "PORT")
     cluster_port = parse_port(_flag_or_env(args.cluster_port, env, "CLUSTER_PORT"), "CLUSTER_PORT")
+    keys, key_warning = resolve_key_ring(args.key_file, env, data_dir)
+    if key_warning is not None:
+        print(_("cluster: warning: {warning}").format(warning=key_warning), file=sys.stderr)
     return NodeSettings(
         role, node_id, sync_nodes, store_nodes, data_dir, bind_host=args.bind, port=port,
-        cluster_port=cluster_port, bugs=parse_bugs(args.bug), seed=args.seed,
+        cluster_port=cluster_port, bugs=parse_bugs(args.bug), seed=args.seed, keys=keys,
     )
 
 

@@ -4,7 +4,8 @@ The launcher picks free loopback ports, starts N sync nodes and M store nodes,
 then K clients, prints progress while the clients send, optionally kills and
 restarts the sync leader and the store primary (`--chaos`), waits for the
 store to settle, stops every node with SIGTERM and verifies the data
-directory.
+directory. Each run writes a new random cluster key to `cluster.key` in the
+data directory (mode 0600) and gives it to every sync and store node.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import Any
 from cluster.core.bugs import Bug
 from cluster.core.messages import MAX_TEXT_BYTES
 from cluster.i18n import _
-from cluster.node.settings import NodeAddress, NodeSettings
+from cluster.net.auth import KeyRing, generate_key, load_key_file, write_key_file
+from cluster.node.settings import KEY_FILE_NAME, NodeAddress, NodeSettings
 from cluster.status import NodeStatus, query_all
 from cluster.verify import Report
 
@@ -36,7 +38,7 @@ STOP_SECONDS = 5.0
 # Files a run creates; `--fresh` removes exactly these.
 RUN_FILE_PATTERNS = (
     "output.txt", "output.lock", "output.fence", "backup_*.txt", "store_*.wal", "store_*.state.json",
-    "sync_*.state.json", "events_*.jsonl", "client_*.jsonl", "cluster.json", "logs/*.log",
+    "sync_*.state.json", "events_*.jsonl", "client_*.jsonl", "cluster.json", KEY_FILE_NAME, "logs/*.log",
 )
 
 
@@ -186,6 +188,8 @@ class LocalCluster:
         self.processes: dict[tuple[str, int], BaseProcess] = {}
         self.acked = self.context.Array("q", options.clients, lock=False)
         self.seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
+        # The key ring every node started from now on gets; a test may replace it between starts.
+        self.keys = create_run_key(options.data_dir)
 
     def settings(self, role: str, node_id: int, texts: tuple[str, ...] = ()) -> NodeSettings:
         nodes = self.sync_nodes if role == "sync" else self.store_nodes
@@ -194,7 +198,7 @@ class LocalCluster:
             role=role, node_id=node_id, sync_nodes=self.sync_nodes, store_nodes=self.store_nodes,
             data_dir=self.options.data_dir, bind_host=HOST, port=address.port, cluster_port=address.cluster_port,
             bugs=self.options.bugs, seed=self.seed * 1000 + node_id if role == "sync" else None,
-            texts=texts, window=self.options.window,
+            keys=self.keys if role != "client" else None, texts=texts, window=self.options.window,
         )
 
     def write_layout(self) -> None:
@@ -254,6 +258,14 @@ class LocalCluster:
         nodes = [("sync", index, address.host, address.port) for index, address in enumerate(self.sync_nodes, 1)]
         nodes += [("store", index, address.host, address.port) for index, address in enumerate(self.store_nodes, 1)]
         return asyncio.run(query_all(nodes))
+
+
+def create_run_key(data_dir: Path) -> KeyRing:
+    """Write a new random key to DATA_DIR/cluster.key, replacing an earlier run's, and return its ring."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / KEY_FILE_NAME
+    write_key_file(path, generate_key())
+    return load_key_file(path, "the run's key file")
 
 
 def find_leader(statuses: list[NodeStatus]) -> NodeStatus | None:

@@ -17,19 +17,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
+from cluster.core.dispatch import UnexpectedMessage
 from cluster.core.effects import AppendLog, CommitLog, Effect, Event, PersistState, Reply, Send
 from cluster.core.messages import StatusReply, StatusRequest
 from cluster.core.timers import TICK_SECONDS
 from cluster.files import EventLog, events_path
-from cluster.net.links import PeerLink, read_frames
+from cluster.net.auth import NONCE_BYTES, Acceptor, Hello, RejectionCounter, RejectionReport, RejectReason
+from cluster.net.links import LinkIdentity, PeerLink, accept_peer, read_frames, read_peer_frames
 from cluster.node.settings import NodeSettings
-from cluster.wire import Message, encode
+from cluster.wire import Message, ProtocolError, encode
 
 logger = logging.getLogger(__name__)
+
+# Authentication failures are logged and written to the event log at most once
+# per reason in this many seconds, each time with the count so far.
+AUTH_REPORT_SECONDS = 1.0
 
 
 class NodeRuntime:
@@ -48,6 +56,15 @@ class NodeRuntime:
         self.next_conn = 1
         self.tasks: list[asyncio.Task[Any]] = []
         self.servers: list[asyncio.Server] = []
+        if settings.keys is None:
+            raise ValueError(f"{self.role} node {self.node_id} has no cluster key; set CLUSTER_KEY_FILE or CLUSTER_KEY")
+        self.keys = settings.keys
+        members = [("sync", len(settings.sync_nodes)), ("store", len(settings.store_nodes))]
+        self.peer_ids = frozenset(
+            (role, node) for role, count in members for node in range(1, count + 1)
+        ) - {(self.role, self.node_id)}
+        self.rejections = RejectionCounter(AUTH_REPORT_SECONDS)
+        self.events_closed = False
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.events = EventLog(events_path(settings.data_dir, self.role, self.node_id), self.node_id)
 
@@ -94,6 +111,10 @@ class NodeRuntime:
             "%s %d listening on %s ports %d (clients) and %d (cluster)",
             self.role, self.node_id, self.settings.bind_host, self.settings.port, self.settings.cluster_port,
         )
+        logger.info(
+            "%s %d: peer connections authenticated with the keys of %s, key ids %s (the first one signs)",
+            self.role, self.node_id, self.keys.source, ", ".join(self.keys.ids()),
+        )
         self.events.write("started", {"port": self.settings.port, "cluster_port": self.settings.cluster_port})
 
         stop = asyncio.create_task(self.stopping.wait())
@@ -117,6 +138,7 @@ class NodeRuntime:
         for writer in self.clients.values():
             writer.close()
         self.events.write("stopped", {})
+        self.events_closed = True
         self.events.close()
 
     async def _listen(self) -> None:
@@ -127,13 +149,24 @@ class NodeRuntime:
     # --- Inbound connections -----------------------------------------------------------
 
     async def _serve_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = _describe(writer)
+        describe = f"from {_describe(writer)}"
+        acceptor = Acceptor(self.keys, self.role, self.node_id, self.peer_ids, secrets.token_bytes(NONCE_BYTES))
         try:
-            await read_frames(reader, lambda message: self.submit(self.on_peer_message(message)), f"peer {peer}")
+            hello = await accept_peer(reader, writer, acceptor, describe, self._auth_rejected)
+            if isinstance(hello, Hello):
+                describe = f"from {hello.role} {hello.node} at {_describe(writer)}"
+                await read_peer_frames(reader, acceptor, self._handle_peer_message, describe, self._auth_rejected)
         except asyncio.CancelledError:
             pass  # the node is shutting down; this handler is the outermost frame of its task
         finally:
             writer.close()
+
+    def _handle_peer_message(self, message: Message) -> None:
+        try:
+            effects = self.on_peer_message(message)
+        except UnexpectedMessage as error:
+            raise ProtocolError(str(error)) from None
+        self.submit(effects)
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = self.next_conn
@@ -153,6 +186,26 @@ class NodeRuntime:
             self.clients.pop(conn, None)
             writer.close()
 
+    # --- Authentication failures ----------------------------------------------------------
+
+    def _auth_rejected(self, reason: RejectReason, peer: str, detail: str) -> None:
+        for report in self.rejections.record(reason, peer, detail, time.monotonic()):
+            self._report_rejection(report)
+        if not self.events_closed:
+            self.events.flush()
+
+    def _report_rejection(self, report: RejectionReport) -> None:
+        if self.events_closed:
+            return  # a connection handler still running after shutdown
+        logger.warning(
+            "%s %d: rejected connection %s: %s (%s); %d rejected for this reason, %d since the last report",
+            self.role, self.node_id, report.peer, report.reason.value, report.detail, report.count, report.new,
+        )
+        self.events.write("auth_rejected", {
+            "reason": report.reason.value, "count": report.count, "new": report.new,
+            "peer": report.peer, "detail": report.detail,
+        })
+
     # --- Effects ---------------------------------------------------------------------------
 
     def submit(self, effects: list[Effect]) -> None:
@@ -167,6 +220,10 @@ class NodeRuntime:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             self.submit(self.on_tick())
+            if self.rejections.pending:
+                for report in self.rejections.due(time.monotonic()):
+                    self._report_rejection(report)
+                self.events.flush()
 
     async def _rounds(self) -> None:
         while True:
@@ -202,7 +259,8 @@ class NodeRuntime:
             self.run_other_effect(effect)
 
     def add_link(self, role: str, node: int, host: str, port: int, on_state: Callable[[bool], None]) -> None:
-        self.links[(role, node)] = PeerLink(f"{role} {node}", host, port, on_state)
+        identity = LinkIdentity(self.keys, self.role, self.node_id, role, node)
+        self.links[(role, node)] = PeerLink(f"{role} {node}", host, port, on_state, identity, self._auth_rejected)
 
 
 def _is_durable(effect: Effect) -> bool:

@@ -5,7 +5,9 @@ client-facing port), `CLUSTER_PORT` (the peer port), `SYNC_NODES` and
 `STORE_NODES` (comma-separated `host:port:cluster_port`, entry i is node
 i + 1), `DATA_DIR`. Without `ID`, a Kubernetes pod takes its id from the
 ordinal in `POD_NAME` (`sync-0` is node 1) and a Job pod from
-`JOB_COMPLETION_INDEX` (index 0 is client 1).
+`JOB_COMPLETION_INDEX` (index 0 is client 1). Sync and store nodes read the
+cluster key ring from `CLUSTER_KEY_FILE` or `CLUSTER_KEY` (see
+`resolve_key_ring`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.core.bugs import Bug
+from cluster.net.auth import KeyRing, generate_key, load_key_file, parse_keys, write_key_file
 
 DEFAULT_DATA_DIR = Path("shared_data")
+# The key file in the data directory that `cluster run` writes, and that a
+# node reads (or creates) when neither CLUSTER_KEY_FILE nor CLUSTER_KEY is set.
+KEY_FILE_NAME = "cluster.key"
 
 
 class SettingsError(ValueError):
@@ -47,6 +53,7 @@ class NodeSettings:
     cluster_port: int = 0
     bugs: frozenset[Bug] = frozenset()
     seed: int | None = None
+    keys: KeyRing | None = None  # sync and store nodes only; clients hold no key
     # Client only.
     texts: tuple[str, ...] = field(default=())
     window: int = 32
@@ -122,6 +129,39 @@ def check_member(node_id: int, nodes: tuple[NodeAddress, ...], role: str) -> Non
         raise SettingsError(
             f"{role} node id {node_id} has no entry in the {role.upper()}_NODES list of {len(nodes)} nodes"
         )
+
+
+def resolve_key_ring(flag: Path | None, env: Mapping[str, str], data_dir: Path) -> tuple[KeyRing, str | None]:
+    """Load the cluster key ring and return it with a warning to print, or None.
+
+    The sources, first match wins: the `--key-file` flag, then
+    `CLUSTER_KEY_FILE`, then `CLUSTER_KEY`. A key file holds one hex key per
+    line; `CLUSTER_KEY` holds hex keys separated by commas. In both, the first
+    key signs and every key is accepted. With none of them set, the node uses
+    `DATA_DIR/cluster.key`, creating it with a random key when it is missing,
+    so nodes that share one data directory also share the key.
+    """
+    if flag is not None:
+        return load_key_file(flag, "--key-file"), None
+
+    file_value = env.get("CLUSTER_KEY_FILE")
+    key_value = env.get("CLUSTER_KEY")
+    if file_value and key_value:
+        raise SettingsError("both CLUSTER_KEY_FILE and CLUSTER_KEY are set; unset one of them")
+    if file_value:
+        return load_key_file(Path(file_value), "CLUSTER_KEY_FILE"), None
+    if key_value:
+        return parse_keys(key_value, "CLUSTER_KEY", separator=","), None
+
+    path = data_dir / KEY_FILE_NAME
+    data_dir.mkdir(parents=True, exist_ok=True)
+    created = not path.exists() and write_key_file(path, generate_key(), replace=False)
+    action = "created" if created else "found"
+    warning = (
+        f"neither CLUSTER_KEY_FILE nor CLUSTER_KEY is set, so peers authenticate with the key file {path}"
+        f" ({action}); nodes that do not share this data directory need CLUSTER_KEY_FILE"
+    )
+    return load_key_file(path, "the key file of the data directory"), warning
 
 
 def env_path(env: Mapping[str, str], name: str, default: Path) -> Path:
