@@ -44,6 +44,8 @@ from cluster.core.messages import (
     Heartbeat,
     HeartbeatReply,
     NewEpoch,
+    PreVote,
+    PreVoteReply,
     Replicate,
     ReplicateReply,
     RequestVote,
@@ -74,7 +76,9 @@ LENGTH_BYTES = 4
 MAX_WIRE_INT = 2**63 - 1
 
 Message = (
-    RequestVote
+    PreVote
+    | PreVoteReply
+    | RequestVote
     | VoteReply
     | Heartbeat
     | HeartbeatReply
