@@ -26,6 +26,7 @@ from cluster.node.settings import (
     resolve_key_ring,
     resolve_node_id,
 )
+from cluster.sim.cli import add_simulate_parser, run_simulate
 from cluster.status import format_table, query_all, query_status
 from cluster.wire import ProtocolError
 
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help=_("exit 0 if the node on this port answers (for health checks)"))
     health.add_argument("--host", default="127.0.0.1", help=_("node host (default: 127.0.0.1)"))
     health.add_argument("--port", type=int, required=True, help=_("client port of the node"))
+
+    add_simulate_parser(commands)
 
     add_diagram_parser(commands)
 
@@ -299,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_verify(args)
         if args.command == "health":
             return command_health(args)
+        if args.command == "simulate":
+            return run_simulate(args)
         if args.command == "diagram":
             return run_diagram(args)
     except (RunError, SettingsError, DataFileError, ValueError) as error:
