@@ -47,7 +47,7 @@ def _cluster(args: list[str], locale: dict[str, str]) -> subprocess.CompletedPro
 
 
 def _source_messages() -> set[str]:
-    """Return every string literal passed to `_()` in the package, as the extractor sees them."""
+    """Return every string literal passed to `_()` in the package, as the extractor finds them."""
     messages = set()
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))

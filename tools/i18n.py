@@ -104,8 +104,8 @@ def compile_catalog(catalog: Catalog) -> bytes:
     """Return the .mo bytes for `catalog`, leaving out fuzzy and untranslated messages."""
     from babel.messages.mofile import write_mo
 
-    # Babel writes both dates into the .mo header and defaults them to now;
-    # a fixed date (the Unix epoch) makes the same .po compile to the same bytes.
+    # Babel writes both dates into the .mo header and defaults them to now.
+    # A fixed date (the Unix epoch) makes the same .po compile to the same bytes.
     catalog.creation_date = catalog.revision_date = REPRODUCIBLE_DATE
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)

@@ -1,4 +1,4 @@
-"""What a space-time diagram shows, independent of where it was loaded from.
+"""The content of a space-time diagram, independent of the source it was loaded from.
 
 A diagram has one lane per node (sync, store, client), arrows for messages
 between lanes, marks for events on one lane (elections, term changes,
@@ -52,7 +52,7 @@ class Message:
     """One message from `source` to `target`.
 
     `receive` is None when the message never arrived: dropped, lost to a
-    partition, or still in flight when the run ended (`fate` says which).
+    partition, or still in flight when the run ended (`fate` names which).
     `inferred` marks arrows reconstructed from event records rather than
     recorded per message.
     """

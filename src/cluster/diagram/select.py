@@ -24,11 +24,11 @@ class Selection:
 
 
 def select(diagram: Diagram, selection: Selection) -> Diagram:
-    """Return a new diagram with what `selection` keeps, and a count of arrows the cap removed.
+    """Return a new diagram narrowed by `selection`, whose `omitted_messages` counts what the cap removed.
 
-    A message is kept when its flight overlaps the window; a mark when its
-    time is inside; a span when it overlaps, clipped to the window. The cap
-    keeps the earliest arrows in the diagram's order.
+    A message is kept when its flight overlaps the window, a mark when its
+    time is inside the window, and a span when it overlaps the window (clipped
+    to it). The cap keeps the earliest arrows in the diagram's order.
     """
     start = selection.start
     end = selection.end

@@ -30,7 +30,7 @@ from cluster.sim.runner import Runner
 from cluster.sim.trace import TraceError, read_trace
 from cluster.sim.world import Address, Packet
 
-# Longest field text kept in a message's tooltip.
+# Maximum length, in characters, of the field text in a message's tooltip.
 _DETAIL_CHARS = 240
 
 

@@ -160,6 +160,7 @@ def _add_message(group: ET.Element, message: Message, page: Layout, unit: str) -
         # An arrow that never arrived stops 60% of the way to its target lane.
         y2 = y1 + (y2 - y1) * 0.6
         x2 = max(x2, x1 + COLUMN_WIDTH)
+
     classes = ["message"]
     if message.inferred:
         classes.append("inferred")
@@ -177,12 +178,14 @@ def _add_message(group: ET.Element, message: Message, page: Layout, unit: str) -
     if message.fate != "delivered":
         title += f" ({_fate_text(message.fate)})"
     ET.SubElement(element, "title").text = title
+
     attributes = {"x1": _num(x1), "y1": _num(y1), "x2": _num(x2), "y2": _num(y2), "stroke": color}
     if message.fate == "delivered":
         attributes["marker-end"] = f"url(#{_marker_id(message.type)})"
     ET.SubElement(element, "line", attributes)
     if message.fate != "delivered":
         _add_cross(element, x2, y2, color)
+
     label_x = x1 + (x2 - x1) * 0.5
     label_y = y1 + (y2 - y1) * 0.5
     ET.SubElement(element, "text", {"class": "message-label", "x": _num(label_x + 3), "y": _num(label_y - 2),
