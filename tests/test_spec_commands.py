@@ -52,7 +52,7 @@ def test_tlc_command_parts(config: object, tmp_path: Path) -> None:
     assert command[0] == "java"
     assert command[command.index("-cp") + 1] == str(jar)
     assert "tlc2.TLC" in command
-    assert command[command.index("-config") + 1] == str(config.cfg)  # type: ignore[attr-defined]
+    assert command[command.index("-config") + 1] == config.cfg.name  # type: ignore[attr-defined]
     assert command[command.index("-workers") + 1] == "3"
     assert "-deadlock" in command
     assert command[command.index("-metadir") + 1] == str(tmp_path / config.name)  # type: ignore[attr-defined]

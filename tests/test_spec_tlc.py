@@ -1,8 +1,9 @@
 """Run TLC on the smallest configuration and on each bug configuration.
 
-These tests need tla2tools.jar: set TLA2TOOLS to its path, or run
-`make tla2tools`, which puts it at build/spec/tla2tools.jar. Without it they
-are skipped. Each run takes from seconds to a few minutes on 2 cores.
+These tests run only when TLA2TOOLS is the path of a tla2tools.jar (`make
+tla2tools` puts one at build/spec/tla2tools.jar); otherwise they are
+skipped. On 2 cores with TLC 2.15 they took about 11 minutes in all:
+MC_3x2 about 210 s, the NoFence configuration about 370 s.
 """
 
 from __future__ import annotations
@@ -15,21 +16,23 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_spec_syntax import ROOT, load_spec_check
+from test_spec_syntax import load_spec_check
 
 spec_check = load_spec_check()
 
 
 def tla2tools_jar() -> Path | None:
     configured = os.environ.get("TLA2TOOLS")
-    candidate = Path(configured) if configured else ROOT / "build" / "spec" / "tla2tools.jar"
+    if not configured:
+        return None
+    candidate = Path(configured)
     return candidate if candidate.is_file() else None
 
 
 JAR = tla2tools_jar()
 pytestmark = [
-    pytest.mark.skipif(JAR is None, reason="TLA2TOOLS is not set and build/spec/tla2tools.jar "
-                       "is missing; run `make tla2tools` to fetch TLC"),
+    pytest.mark.skipif(JAR is None, reason="TLA2TOOLS does not point to a tla2tools.jar; "
+                       "run `make tla2tools` and set TLA2TOOLS=build/spec/tla2tools.jar"),
     pytest.mark.skipif(shutil.which("java") is None, reason="no java binary on PATH"),
     pytest.mark.timeout(900),
 ]
