@@ -67,7 +67,12 @@ class SyncRuntime(NodeRuntime):
 
     def on_client_message(self, conn: int, message: Message) -> list[Effect]:
         if isinstance(message, ClientRequest):
-            return self.node.handle_client_request(conn, message)
+            effects = self.node.handle_client_request(conn, message)
+            # An accepted request yields no effect until `before_send` batches it
+            # into a Write, so start a round now: otherwise it waits for the next
+            # tick that has work, which is often the next heartbeat (50 ms).
+            self.wake.set()
+            return effects
         return super().on_client_message(conn, message)
 
     def status(self) -> StatusReply:
