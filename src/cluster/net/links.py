@@ -136,6 +136,19 @@ class PeerLink:
             return
         writer.write(connector.seal(frame))
 
+    def send_many(self, frames: list[bytes]) -> None:
+        """Tag each of `frames` in order and queue them with one write; drop them all while the link is down."""
+        writer = self._writer
+        connector = self._connector
+        if (
+            writer is None
+            or connector is None
+            or writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER_BYTES
+        ):
+            self.dropped_frames += len(frames)
+            return
+        writer.write(b"".join([connector.seal(frame) for frame in frames]))
+
     async def _run(self) -> None:
         while not self._closing:
             connection = await self._connect()
