@@ -45,6 +45,10 @@ class ClientRuntime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.log = EventLog(client_log_path(settings.data_dir, self.client_id), self.client_id)
         self.writers: dict[int, asyncio.StreamWriter] = {}
+        # Frames for open connections wait here until the end of the event
+        # loop iteration, so the replies read in one iteration cause one write.
+        self.outbox: dict[int, list[bytes]] = {}
+        self.flush_scheduled = False
         self.connecting: dict[int, list[bytes]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.finished = asyncio.Event()
@@ -89,13 +93,27 @@ class ClientRuntime:
     def _send(self, node: int, frame: bytes) -> None:
         writer = self.writers.get(node)
         if writer is not None and not writer.is_closing():
-            writer.write(frame)
+            self.outbox.setdefault(node, []).append(frame)
+            if not self.flush_scheduled:
+                self.flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
             return
         if node in self.connecting:
             self.connecting[node].append(frame)
             return
         self.connecting[node] = [frame]
         self._spawn(self._connect(node))
+
+    def _flush(self) -> None:
+        """Write the frames queued for each connection, in order, with one write per connection."""
+        self.flush_scheduled = False
+        outbox, self.outbox = self.outbox, {}
+        for node, frames in outbox.items():
+            writer = self.writers.get(node)
+            # A connection that closed meanwhile drops its frames, as a write to
+            # it would; the session resends them after the disconnect.
+            if writer is not None and not writer.is_closing():
+                writer.write(b"".join(frames))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
