@@ -265,3 +265,19 @@ def test_zero_window_rejected() -> None:
     """A window below 1 is rejected at construction."""
     with pytest.raises(ValueError, match="window must be at least 1, got 0"):
         ClientSession(7, SYNC_IDS, ["a"], window=0)
+
+
+def test_rate_paces_new_messages() -> None:
+    """With a rate of 0.5 per tick, a client sends one new message every other tick."""
+    client = ClientSession(1, [1, 2, 3], [f"m{index}" for index in range(10)], first_target=1, rate_per_tick=0.5)
+
+    first = client.send_request()
+    later = [client.tick() for _ in range(6)]
+
+    assert len(targets(first)) == 1
+    assert [len(targets(effects)) for effects in later] == [0, 1, 0, 1, 0, 1]
+
+
+def test_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="rate"):
+        ClientSession(1, [1], ["m"], rate_per_tick=0)

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true",
                      help=_("remove the files of an earlier run from the data directory first"))
     run.add_argument("--bug", default="", help=_("switch on named protocol mistakes, comma-separated"))
+    run.add_argument("--rate", type=float,
+                     help=_("new messages per second per client (default: as fast as possible; "
+                            "with --chaos, spread over about 3 s)"))
 
     for role in ("sync", "store"):
         node = commands.add_parser(role, help=_("run one {role} node (flags or environment variables)").format(
@@ -73,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--messages", type=int, help=_("messages to send (environment: MESSAGES, default: 50)"))
     client.add_argument("--input", type=Path, help=_("send the lines of this UTF-8 file (environment: INPUT)"))
     client.add_argument("--data-dir", type=Path, help=_("directory for the client log (environment: DATA_DIR)"))
+    client.add_argument("--rate", type=float,
+                        help=_("new messages per second (environment: RATE, default: as fast as possible)"))
 
     status = commands.add_parser("status", help=_("show role, term, epoch and commit index of every node"))
     status.add_argument("--data-dir", type=Path, help=_("read node addresses from DIR/cluster.json of a local run"))
@@ -121,6 +126,7 @@ def command_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         sync=args.sync, store=args.store, clients=args.clients, messages=args.messages, data_dir=args.data_dir,
         input_file=args.input_file, seed=args.seed, chaos=args.chaos, fresh=args.fresh, bugs=parse_bugs(args.bug),
+        rate=args.rate,
     )
     check_options(options)
     from cluster.launcher import load_texts
@@ -178,7 +184,10 @@ def node_settings(role: str, args: argparse.Namespace, env: Mapping[str, str]) -
 
     if role == "client":
         texts = _client_texts(args, env, node_id)
-        return NodeSettings(role, node_id, sync_nodes, (), data_dir, texts=tuple(texts))
+        rate = args.rate if args.rate is not None else (float(env["RATE"]) if env.get("RATE") else None)
+        if rate is not None and rate <= 0:
+            raise SettingsError(_("RATE must be above 0 messages per second, got {rate}").format(rate=rate))
+        return NodeSettings(role, node_id, sync_nodes, (), data_dir, texts=tuple(texts), rate=rate)
 
     store_nodes = parse_node_list(_flag_or_env(args.store_nodes, env, "STORE_NODES"), "STORE_NODES")
     check_member(node_id, sync_nodes if role == "sync" else store_nodes, role)

@@ -59,6 +59,20 @@ class RunOptions:
     fresh: bool = False
     bugs: frozenset[Bug] = frozenset()
     window: int = 32
+    rate: float | None = None  # new messages per second per client; None for as fast as possible
+
+
+# With --chaos and no --rate, clients spread their messages over about this
+# many seconds, so the kills land while they are still sending.
+CHAOS_SEND_SECONDS = 3.0
+
+
+def client_rate(options: RunOptions, texts: list[list[str]]) -> float | None:
+    """Return the per-client send rate: `--rate`, or a pace that makes a chaos run last."""
+    if options.rate is not None or not options.chaos:
+        return options.rate
+    longest = max((len(client_texts) for client_texts in texts), default=0)
+    return max(1.0, longest / CHAOS_SEND_SECONDS)
 
 
 @dataclass(slots=True)
@@ -122,6 +136,9 @@ def check_options(options: RunOptions) -> None:
         if not low <= value <= high:
             raise RunError(_("{flag} must be from {low} to {high}, got {value}").format(
                 flag=flag, low=low, high=high, value=value))
+    if options.rate is not None and not 0 < options.rate <= 1_000_000:
+        raise RunError(_("--rate must be above 0 and at most 1000000 messages per second, got {rate}").format(
+            rate=options.rate))
     if options.chaos and options.sync < 3:
         raise RunError(_("--chaos needs at least 3 sync nodes to survive killing the leader, got --sync {n}").format(
             n=options.sync))
@@ -191,7 +208,9 @@ class LocalCluster:
         # The key ring every node started from now on gets; a test may replace it between starts.
         self.keys = create_run_key(options.data_dir)
 
-    def settings(self, role: str, node_id: int, texts: tuple[str, ...] = ()) -> NodeSettings:
+    def settings(
+        self, role: str, node_id: int, texts: tuple[str, ...] = (), rate: float | None = None
+    ) -> NodeSettings:
         nodes = self.sync_nodes if role == "sync" else self.store_nodes
         address = nodes[node_id - 1] if role != "client" else NodeAddress(HOST, 1, 1)
         return NodeSettings(
@@ -199,6 +218,7 @@ class LocalCluster:
             data_dir=self.options.data_dir, bind_host=HOST, port=address.port, cluster_port=address.cluster_port,
             bugs=self.options.bugs, seed=self.seed * 1000 + node_id if role == "sync" else None,
             keys=self.keys if role != "client" else None, texts=texts, window=self.options.window,
+            rate=rate,
         )
 
     def write_layout(self) -> None:
@@ -208,8 +228,8 @@ class LocalCluster:
         }
         (self.options.data_dir / "cluster.json").write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
 
-    def start(self, role: str, node_id: int, texts: tuple[str, ...] = ()) -> None:
-        settings = self.settings(role, node_id, texts)
+    def start(self, role: str, node_id: int, texts: tuple[str, ...] = (), rate: float | None = None) -> None:
+        settings = self.settings(role, node_id, texts, rate)
         log_path = self.options.data_dir / "logs" / f"{role}_{node_id}.log"
         acked = self.acked if role == "client" else None
         process = self.context.Process(target=_node_main, args=(settings, log_path, acked),

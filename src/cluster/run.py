@@ -9,7 +9,15 @@ from typing import TextIO
 
 from cluster.files import events_path
 from cluster.i18n import _
-from cluster.launcher import LocalCluster, RunOptions, RunSummary, find_leader, find_primary, load_texts
+from cluster.launcher import (
+    LocalCluster,
+    RunOptions,
+    RunSummary,
+    client_rate,
+    find_leader,
+    find_primary,
+    load_texts,
+)
 from cluster.status import NodeStatus
 from cluster.verify import verify
 
@@ -44,6 +52,7 @@ class ChaosPlan:
 def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
     """Run the cluster described by `options`, printing progress to `out`."""
     texts = load_texts(options)
+    rate = client_rate(options, texts)
     total = sum(len(client_texts) for client_texts in texts)
     cluster = LocalCluster(options)
     cluster.write_layout()
@@ -64,7 +73,7 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
                 seconds=READY_SECONDS) + "\n")
         started = time.monotonic()
         for client, client_texts in enumerate(texts, start=1):
-            cluster.start("client", client, tuple(client_texts))
+            cluster.start("client", client, tuple(client_texts), rate)
 
         last_print = 0.0
         last_count = -1

@@ -45,11 +45,14 @@ class ClientSession:
         first_target: int | None = None,
         window: int = DEFAULT_WINDOW,
         timers: Timers | None = None,
+        rate_per_tick: float | None = None,
     ) -> None:
         if not sync_ids:
             raise ValueError("a client needs at least one sync node")
         if window < 1:
             raise ValueError(f"client window must be at least 1, got {window}")
+        if rate_per_tick is not None and rate_per_tick <= 0:
+            raise ValueError(f"client rate must be above 0 messages per tick, got {rate_per_tick}")
         self.client_id = client_id
         self.sync_ids = tuple(sync_ids)
         self.window = window
@@ -64,6 +67,10 @@ class ClientSession:
         self.last_progress = 0  # tick of the last acknowledgement or change of target
         self.resend_at = -1  # tick of a scheduled resend after a RETRY, -1 when none
         self.acked = 0
+        # Pacing: at most `rate_per_tick` new messages per tick on average, so a
+        # run lasts long enough to be broken on purpose; None sends at once.
+        self.rate_per_tick = rate_per_tick
+        self.send_budget = 1.0 if rate_per_tick is not None else 0.0
 
     @property
     def done(self) -> bool:
@@ -76,6 +83,10 @@ class ClientSession:
         """Fill the window with new messages, each with the next request id and timestamp."""
         effects: list[Effect] = []
         while self.queue and len(self.in_flight) < self.window and self.resend_at < 0:
+            if self.rate_per_tick is not None:
+                if self.send_budget < 1:
+                    break
+                self.send_budget -= 1
             text = self.queue.popleft()
             self.clock += 1
             message = InFlight(self.next_request_id, self.clock, text)
@@ -150,12 +161,17 @@ class ClientSession:
         self.now += 1
         if 0 <= self.resend_at <= self.now:
             return self._resend_all()
+        effects: list[Effect] = []
+        if self.rate_per_tick is not None:
+            self.send_budget = min(self.send_budget + self.rate_per_tick, float(self.window))
+            if self.send_budget >= 1 and self.resend_at < 0:
+                effects += self.send_request()
         if self.in_flight and self.now - self.last_progress >= self.timers.client_retry:
             logger.info("client %d: nothing acknowledged by sync %d in time, trying the next node",
                         self.client_id, self.target)
             self._switch_target(0)
-            return self._resend_all()
-        return []
+            effects += self._resend_all()
+        return effects
 
     def handle_disconnect(self, node: int) -> list[Effect]:
         """The connection to sync node `node` closed: move on and resend after a pause."""

@@ -39,7 +39,7 @@ class ClientRuntime:
         sync_ids = list(range(1, len(settings.sync_nodes) + 1))
         first = sync_ids[(self.client_id - 1) % len(sync_ids)]
         self.session = ClientSession(self.client_id, sync_ids, settings.texts, first_target=first,
-                                     window=settings.window)
+                                     window=settings.window, rate_per_tick=_rate_per_tick(settings.rate))
         self.total = len(settings.texts)
         self.on_ack = on_ack
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +151,10 @@ class ClientRuntime:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             self._apply(self.session.tick())
+
+
+def _rate_per_tick(rate: float | None) -> float | None:
+    return None if rate is None else rate * TICK_SECONDS
 
 
 async def run_client(settings: NodeSettings, on_ack: Callable[[int], None] | None = None) -> int:

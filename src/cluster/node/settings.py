@@ -57,6 +57,7 @@ class NodeSettings:
     # Client only.
     texts: tuple[str, ...] = field(default=())
     window: int = 32
+    rate: float | None = None  # new messages per second; None sends as fast as the window allows
 
 
 def parse_port(value: str, name: str) -> int:
