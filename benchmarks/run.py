@@ -1,0 +1,163 @@
+"""Measure the cluster and its peers, write benchmarks/results/cluster.json and regenerate the docs.
+
+Run from the repository root with the package installed (`make bench` does this):
+
+    python benchmarks/run.py [--seconds 5] [--repetitions 10] [--no-peers]
+
+For 5 sync x 3 store nodes (every durable write fsynced) it measures
+committed messages per second and latency with 1, 5 and 50 client
+processes, each with window 1 (one message at a time: the sequential
+latency) and with window 32 (pipelined); then the failover time after
+SIGKILL of the sync leader and of the store primary under load. The same
+appends then go to a 3-node PySyncObj cluster and, when an `etcd` binary is
+installed, a 3-member etcd cluster, all on 127.0.0.1. Before measuring, it
+waits (bounded by --max-wait) for the 1-minute load average to fall below
+--load-threshold and records whether it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cluster_bench
+import machine
+import peer_etcd
+import peer_pysyncobj
+import report
+
+from cluster.launcher import free_ports
+
+ROOT = Path(__file__).resolve().parent.parent
+FAILOVER_CLIENTS = 50
+FAILOVER_WINDOW = 32
+
+
+def timed(log: Callable[[str], None], label: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one measurement and add the load average before and after it."""
+    before = machine.load_average()
+    log(f"{label} ...")
+    result = run()
+    result["load_before"] = before
+    result["load_after"] = machine.load_average()
+    return result
+
+
+def peer_load(name: str, raw: dict[str, Any], clients: int, window: int, size: int) -> dict[str, Any]:
+    latencies = raw.pop("latencies_ms")
+    return {
+        "system": name, "clients": clients, "window": window, "message_bytes": size,
+        "messages_per_second": round(raw["count"] / raw["seconds"], 1),
+        "latency": cluster_bench.summarize_latency(latencies), **raw, "latencies_ms": latencies,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per load run (default 5)")
+    parser.add_argument("--repetitions", type=int, default=10, help="kills per failover run (default 10)")
+    parser.add_argument("--clients", default="1,5,50", help="client counts, comma-separated (default 1,5,50)")
+    parser.add_argument("--windows", default="1,32", help="client windows, comma-separated (default 1,32)")
+    parser.add_argument("--size", type=int, default=100, help="message size in bytes (default 100)")
+    parser.add_argument("--load-threshold", type=float, default=1.5,
+                        help="wait for the 1-minute load average to fall below this (default 1.5)")
+    parser.add_argument("--max-wait", type=float, default=600.0,
+                        help="longest wait for that load average, in seconds (default 600)")
+    parser.add_argument("--no-peers", action="store_true", help="measure only this cluster")
+    parser.add_argument("--no-failover", action="store_true", help="skip the failover runs")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the sync nodes' election timeouts (default 1)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cluster.json")
+    parser.add_argument("--docs", action="store_true", help="regenerate docs/benchmarks.md and the plot (default on "
+                        "when --out is the default)")
+    args = parser.parse_args()
+    client_counts = [int(value) for value in args.clients.split(",")]
+    windows = [int(value) for value in args.windows.split(",")]
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+
+    result: dict[str, Any] = {
+        "benchmark": "committed messages per second, latency and failover, 5 sync x 3 store, fsync on",
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine.describe(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings": {"seconds": args.seconds, "warmup_seconds": cluster_bench.WARMUP_SECONDS,
+                     "repetitions": args.repetitions, "message_bytes": args.size, "clients": client_counts,
+                     "windows": windows, "failover_clients": FAILOVER_CLIENTS, "failover_window": FAILOVER_WINDOW},
+    }
+    result["quiet"] = machine.wait_quiet(args.load_threshold, args.max_wait, log)
+    result["load_before"] = machine.load_average()
+    log(f"load average {result['load_before']} (threshold {args.load_threshold}, "
+        f"{'reached' if result['quiet']['reached'] else 'NOT reached'})")
+
+    workdir = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
+    try:
+        runs: list[dict[str, Any]] = []
+        for clients in client_counts:
+            for window in windows:
+                run = timed(log, f"cluster: {clients} clients, window {window}", lambda c=clients, w=window:
+                            cluster_bench.load_run(workdir, c, w, args.seconds, args.size, args.seed))
+                run["system"] = "cluster"
+                log(report.describe_load(run))
+                runs.append(run)
+                shutil.rmtree(workdir / f"load_c{clients}_w{window}", ignore_errors=True)
+
+        if not args.no_failover:
+            result["failover"] = []
+            for target in ("leader", "primary"):
+                run = timed(log, f"cluster: {args.repetitions} kills of the {target}", lambda t=target:
+                            cluster_bench.failover_run(workdir, t, args.repetitions, FAILOVER_CLIENTS,
+                                                       FAILOVER_WINDOW, args.size, args.seed))
+                log(report.describe_failover(run))
+                result["failover"].append(run)
+
+        result["peers"] = {}
+        if not args.no_peers:
+            peers: list[tuple[str, Callable[[], str | None], Any, int]] = [
+                ("pysyncobj", peer_pysyncobj.available, peer_pysyncobj.load_run, 3),
+                ("etcd", peer_etcd.available, peer_etcd.load_run, 6),
+            ]
+            for name, available, load_run, port_count in peers:
+                missing = available()
+                if missing is not None:
+                    log(f"skipping the {name} peer: {missing}")
+                    result["peers"][name] = {"skipped": missing}
+                    continue
+                result["peers"][name] = {"version": peer_etcd.version() if name == "etcd" else "0.3.17"}
+                for clients in client_counts:
+                    for window in windows:
+                        run = timed(log, f"{name}: {clients} clients, window {window}",
+                                    lambda c=clients, w=window, f=load_run, n=name, p=port_count: peer_load(
+                                        n, f(workdir / n, free_ports(p), c, w, args.seconds,
+                                             cluster_bench.WARMUP_SECONDS, args.size), c, w, args.size))
+                        log(report.describe_load(run))
+                        runs.append(run)
+        result["load"] = runs
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    result["load_after"] = machine.load_average()
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["targets"] = report.targets(result)
+    for line in report.target_lines(result["targets"]):
+        log(line)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, sort_keys=True, separators=(",", ":")) + "\n")
+    log(f"wrote {args.out}")
+    if args.docs or args.out == parser.get_default("out"):
+        for path in report.write_docs(result, ROOT):
+            log(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
