@@ -227,3 +227,10 @@ def test_acked_wrong_seq() -> None:
     violations = acked_committed([Ack(1, 2, 3)], LOG, LOG)
 
     assert violations == ["client 1 request 2 was acknowledged at seq 3 but output.txt has it at seq 2"]
+
+
+def test_epoch_fencing_unfenced_append() -> None:
+    """An output line appended by a term below the fence breaks EpochFencingInv."""
+    violations = epoch_fencing({}, {}, [(2, 2), (3, 2), (2, 3)])
+
+    assert violations == ["output line 3 was appended by term 2 while the fence held term 3"]

@@ -194,7 +194,7 @@ EXPECTED_INVARIANT = {
     Bug.DOUBLE_VOTE: "ElectionSafetyInv",
     Bug.EARLY_ACK: "CommittedOnAllInv",
     Bug.SKIP_EPOCH_CHECK: "EpochFencingInv",
-    Bug.NO_FENCE: "OutputPrefixInv",
+    Bug.NO_FENCE: "EpochFencingInv",
 }
 
 

@@ -41,12 +41,18 @@ def election_safety(leaders: Iterable[tuple[int, int]]) -> list[str]:
 
 
 @invariant("EpochFencingInv")
-def epoch_fencing(stale_accepts: Mapping[int, int], epoch_history: Mapping[int, Sequence[int]]) -> list[str]:
-    """No store node accepts a write or configuration from an older epoch or term.
+def epoch_fencing(
+    stale_accepts: Mapping[int, int],
+    epoch_history: Mapping[int, Sequence[int]],
+    output_writes: Sequence[tuple[int, int]] = (),
+) -> list[str]:
+    """No store node accepts a write or configuration from an older epoch or term,
+    and no leader appends to the output while the fence holds a higher term.
 
     `stale_accepts` counts, per store node, messages it accepted although they
     carried an older epoch; `epoch_history` lists the epochs each node had
-    installed, in order, which must never decrease.
+    installed, in order, which must never decrease; `output_writes` holds the
+    (writer's term, fence term before the write) of every line appended.
     """
     violations = [
         f"store node {node} accepted {count} messages from older epochs"
@@ -58,6 +64,10 @@ def epoch_fencing(stale_accepts: Mapping[int, int], epoch_history: Mapping[int, 
             if after < before:
                 violations.append(f"store node {node} went back from epoch {before} to epoch {after}")
                 break
+    for line, (term, fence) in enumerate(output_writes, start=1):
+        if term < fence:
+            violations.append(f"output line {line} was appended by term {term} while the fence held term {fence}")
+            break
     return violations
 
 

@@ -132,6 +132,7 @@ class World:
         self.next_packet_id = 1
         self.link_sent: dict[tuple[Address, Address], int] = {}
         self.output: list[Entry] = []
+        self.output_writes: list[tuple[int, int]] = []  # ghost: (writer's term, fence before) per line
         self.fence = 0
         self.pending_output: list[PendingOutput] = []
         self.next_output_id = 1
@@ -257,9 +258,11 @@ class World:
         if self.store[node] is None:
             self.store[node] = self._new_store(node)
 
-    @action("Partition")
     def start_partition(self, group: frozenset[Address]) -> None:
         """Cut every link between `group` and the other nodes, both ways, until `heal`.
+
+        Partitions and pauses carry no spec action name: in the spec a partition
+        is a run of DropMessage steps, and a paused node is one that takes no step.
 
         Messages in flight across the cut are lost; connections stay open, as
         when a switch drops packets rather than resetting them.
@@ -269,7 +272,6 @@ class World:
         self.lost_to_partition += len(self.network) - len(kept)
         self.network = kept
 
-    @action("Heal")
     def heal(self) -> None:
         """End the partition."""
         self.partition = frozenset()
@@ -279,12 +281,10 @@ class World:
         group = self.partition
         return bool(group) and ((source in group) != (target in group))
 
-    @action("Pause")
     def pause(self, address: Address) -> None:
         """Stop a live node as SIGSTOP does: it keeps its state and gets no events."""
         self.paused.add(address)
 
-    @action("Resume")
     def resume(self, address: Address) -> None:
         self.paused.discard(address)
 
@@ -378,10 +378,12 @@ class World:
             self._apply(("sync", node), sync.handle_fence_result(effect.term, decision) + sync.flush())
 
     def _append_output(self, node: int, effect: AppendOutput) -> None:
+        fence_before = self.fence
         decision = append_output(OutputState(self.fence, len(self.output)), effect.term, effect.entries, self.bugs)
         self.fence = decision.fence_term
         if decision.entries:
             self.output.extend(decision.entries)
+            self.output_writes.extend([(effect.term, fence_before)] * len(decision.entries))
             self._version += 1
         sync = self.sync[node]
         if sync is not None:
@@ -493,7 +495,7 @@ class World:
         stale = {node: store.stale_accepts for node, store in self.store.items() if store is not None}
         results = {
             "ElectionSafetyInv": election_safety(self.leaders),
-            "EpochFencingInv": epoch_fencing(stale, self.epoch_history),
+            "EpochFencingInv": epoch_fencing(stale, self.epoch_history, self.output_writes),
             "CommittedOnAllInv": self.commit_conflicts + committed_on_all(self.committed, self.current_members()),
             "LogMatchingInv": log_matching(self.current_members(), logs, commits, self.committed),
             "OutputPrefixInv": output_prefix(self.output, self.committed),
