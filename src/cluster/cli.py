@@ -65,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help=_("new messages per second per client (default: as fast as possible; "
                             "with --chaos, spread over about 3 s)"))
 
+    soak = commands.add_parser("soak", help=_("run many seeded chaos rounds and print the totals"))
+    soak.add_argument("--rounds", type=int, default=10, help=_("number of rounds (default: 10)"))
+    soak.add_argument("--seed", type=int, default=1,
+                      help=_("seed of the first round; round i uses seed + i - 1 (default: 1)"))
+    soak.add_argument("--clients", type=int, default=5, help=_("clients in each round (default: 5)"))
+    soak.add_argument("--messages", type=int, default=200, help=_("messages per client in each round (default: 200)"))
+    soak.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "soak",
+                      help=_("directory for the rounds; a failing round is kept in DIR/round_<i> "
+                             "(default: shared_data/soak)"))
+    soak.add_argument("--network", action="store_true",
+                      help=_("also run one network-fault scenario per round in network namespaces "
+                             "(needs root, iproute2 and nftables)"))
+
     for role in ("sync", "store"):
         node = commands.add_parser(role, help=_("run one {role} node (flags or environment variables)").format(
             role=role))
@@ -141,6 +154,18 @@ def command_run(args: argparse.Namespace) -> int:
     print(format_report_text(summary))
     ok = summary.report.passed and summary.clients_finished
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def command_soak(args: argparse.Namespace) -> int:
+    from cluster.soak import format_totals, run_soak
+
+    if not 1 <= args.rounds <= 10_000:
+        raise RunError(_("--rounds must be from 1 to 10000, got {value}").format(value=args.rounds))
+    base = RunOptions(clients=args.clients, messages=args.messages, data_dir=args.data_dir, chaos=True)
+    check_options(base)
+    totals = run_soak(args.rounds, args.seed, base, sys.stdout, network=args.network)
+    print(format_totals(totals))
+    return EXIT_OK if totals.passed else EXIT_FAILED
 
 
 def format_summary(summary: object) -> str:
@@ -303,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return command_run(args)
+        if args.command == "soak":
+            return command_soak(args)
         if args.command in ("sync", "store", "client"):
             return command_node(args.command, args)
         if args.command == "status":

@@ -243,12 +243,25 @@ class LocalCluster:
             os.kill(process.pid, signal.SIGKILL)
         process.join()
 
+    def pause(self, role: str, node_id: int) -> None:
+        """Stop a node with SIGSTOP, as a long garbage-collection pause or a frozen VM would."""
+        process = self.processes[(role, node_id)]
+        if process.pid is not None and process.is_alive():
+            os.kill(process.pid, signal.SIGSTOP)
+
+    def resume(self, role: str, node_id: int) -> None:
+        """Let a node stopped by `pause` run again (SIGCONT)."""
+        process = self.processes[(role, node_id)]
+        if process.pid is not None and process.is_alive():
+            os.kill(process.pid, signal.SIGCONT)
+
     def stop_nodes(self) -> None:
         """SIGTERM every node process, then SIGKILL any that has not exited in time."""
         nodes = [process for (role, _node), process in self.processes.items() if role != "client"]
         clients = [process for (role, _node), process in self.processes.items() if role == "client"]
         for process in clients + nodes:
             if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGCONT)  # a paused node could not handle SIGTERM
                 os.kill(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_SECONDS
         for process in clients + nodes:

@@ -26,6 +26,9 @@ PROGRESS_SECONDS = 0.5
 PLAIN_PROGRESS_SECONDS = 2.0
 # How long a killed node stays down before it restarts, in seconds.
 RESTART_DELAY = (0.2, 0.8)
+# How long a paused leader stays stopped, in seconds: longer than the largest
+# election timeout (60 ticks of 10 ms), so the others elect a new leader.
+PAUSE_SECONDS = (0.8, 1.5)
 READY_SECONDS = 30.0
 # A run that makes no progress for this long is stopped and reported.
 STALL_SECONDS = 60.0
@@ -35,10 +38,11 @@ SETTLE_SECONDS = 15.0
 
 @dataclass(slots=True)
 class ChaosPlan:
-    """When to kill the leader and the primary, as fractions of the messages acknowledged."""
+    """When to kill the leader and the primary, and pause the leader, as fractions of the messages acknowledged."""
 
-    kills: list[tuple[float, str]]  # (fraction, "leader" | "primary"), sorted
+    kills: list[tuple[float, str]]  # (fraction, "leader" | "primary" | "pause"), sorted
     restart_delay: float
+    pause_seconds: float = 0.0
 
     @classmethod
     def from_seed(cls, seed: int) -> ChaosPlan:
@@ -46,7 +50,10 @@ class ChaosPlan:
         kills = [(rng.uniform(0.1, 0.4), "leader"), (rng.uniform(0.45, 0.75), "primary")]
         if rng.random() < 0.5:
             kills.append((rng.uniform(0.8, 0.9), rng.choice(["leader", "primary"])))
-        return cls(sorted(kills), rng.uniform(*RESTART_DELAY))
+        restart_delay = rng.uniform(*RESTART_DELAY)
+        # Drawn after the kills, so a seed kills at the same points as before pauses existed.
+        kills.append((rng.uniform(0.2, 0.7), "pause"))
+        return cls(sorted(kills), restart_delay, rng.uniform(*PAUSE_SECONDS))
 
 
 def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
@@ -60,6 +67,7 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
     interactive = out.isatty()
     kills: list[str] = []
     restarts: list[tuple[float, str, int]] = []
+    resumes: list[tuple[float, str, int]] = []
 
     try:
         for node in range(1, options.sync + 1):
@@ -89,7 +97,10 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
                 out.write(("\n" if interactive else "") + stalled + "\n")
                 break
             if plan is not None:
-                _run_chaos(cluster, plan, count, total, kills, restarts, out)
+                _run_chaos(cluster, plan, count, total, kills, restarts, resumes, out)
+            for due, role, node in [item for item in resumes if item[0] <= now]:
+                resumes.remove((due, role, node))
+                cluster.resume(role, node)
             for due, role, node in [item for item in restarts if item[0] <= now]:
                 restarts.remove((due, role, node))
                 cluster.start(role, node)
@@ -101,6 +112,8 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
                 out.write("\r" + line + "   " if interactive else line + "\n")
                 out.flush()
         elapsed = time.monotonic() - started
+        for _due, role, node in resumes:
+            cluster.resume(role, node)
         for _due, role, node in restarts:
             cluster.start(role, node)
         line = _("acknowledged {count}/{total} messages, {rate:.0f} messages/s").format(
@@ -122,21 +135,30 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
 
 def _run_chaos(
     cluster: LocalCluster, plan: ChaosPlan, count: int, total: int, kills: list[str],
-    restarts: list[tuple[float, str, int]], out: TextIO,
+    restarts: list[tuple[float, str, int]], resumes: list[tuple[float, str, int]], out: TextIO,
 ) -> None:
     if not plan.kills or count < plan.kills[0][0] * total:
         return
+    action = plan.kills[0][1]
     statuses = cluster.statuses()
-    target = find_leader(statuses) if plan.kills[0][1] == "leader" else find_primary(statuses)
+    target = find_primary(statuses) if action == "primary" else find_leader(statuses)
     if target is None:
         return  # no leader or primary right now; try again on the next pass
     plan.kills.pop(0)
-    cluster.kill(target.role, target.node)
     what = f"{target.role} {target.node}"
-    kills.append(what)
-    message = _("chaos: killed {node} (SIGKILL) after {count} acknowledged messages").format(node=what, count=count)
+    if action == "pause":
+        cluster.pause(target.role, target.node)
+        kills.append(_("{node} paused").format(node=what))
+        message = _("chaos: paused {node} (SIGSTOP) for {seconds:.1f} s after {count} acknowledged messages").format(
+            node=what, seconds=plan.pause_seconds, count=count)
+        resumes.append((time.monotonic() + plan.pause_seconds, target.role, target.node))
+    else:
+        cluster.kill(target.role, target.node)
+        kills.append(what)
+        message = _("chaos: killed {node} (SIGKILL) after {count} acknowledged messages").format(
+            node=what, count=count)
+        restarts.append((time.monotonic() + plan.restart_delay, target.role, target.node))
     out.write(("\n" if out.isatty() else "") + message + "\n")
-    restarts.append((time.monotonic() + plan.restart_delay, target.role, target.node))
 
 
 def wait_settled(cluster: LocalCluster) -> tuple[NodeStatus | None, NodeStatus | None]:

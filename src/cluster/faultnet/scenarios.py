@@ -34,7 +34,7 @@ from cluster.launcher import find_leader, find_primary
 from cluster.net.auth import generate_key, write_key_file
 from cluster.node.settings import KEY_FILE_NAME, NodeAddress
 from cluster.status import NodeStatus
-from cluster.verify import verify
+from cluster.verify import Report, verify
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class ScenarioResult:
     sent: int
     output_entries: int
     seconds: float
+    report: Report
     failed_checks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -511,7 +512,7 @@ def run_scenario(name: str, data_dir: Path, seed: int = 1, clients: int = 3) -> 
     report = verify(data_dir)
     failures += [f"{check.name}: {'; '.join(check.violations[:3])}" for check in report.checks if not check.passed]
     return ScenarioResult(name, not failures, report.acknowledged, report.sent, report.output_entries,
-                          time.monotonic() - started, failures, notes)
+                          time.monotonic() - started, report, failures, notes)
 
 
 def main(argv: list[str] | None = None) -> int:
