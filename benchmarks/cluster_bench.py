@@ -32,6 +32,8 @@ WARMUP_SECONDS = 1.0
 # so that no client runs out of messages before the measurement ends.
 MAX_EXPECTED_RATE = 40_000
 RECOVERY_SECONDS = 10.0
+# Longest wait, before each kill, for every store node to be a caught-up member again.
+STORE_HEALTHY_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +278,28 @@ def _wait_progress(cluster: BenchCluster, since: int, timeout: float) -> bool:
     return False
 
 
+def _wait_store_members(cluster: BenchCluster, timeout: float) -> float | None:
+    """Wait until every store node is a primary or backup of one epoch and holds what the primary had committed.
+
+    A store node restarted after a kill first catches up from the primary and
+    rejoins; killing the primary before then would measure the catch-up, not
+    the failover. Returns the seconds waited, or None on timeout.
+    """
+    started = time.monotonic()
+    committed = -1
+    while time.monotonic() - started < timeout:
+        replies = [status.reply for status in cluster.local.statuses() if status.role == "store"]
+        members = [reply for reply in replies if reply is not None and reply.role in ("primary", "backup")]
+        primary = next((reply for reply in members if reply.role == "primary"), None)
+        if (primary is not None and len(members) == cluster.options.store
+                and all(reply.epoch == primary.epoch and reply.log_len >= committed for reply in members)
+                and committed >= 0):
+            return round(time.monotonic() - started, 2)
+        committed = primary.commit if primary is not None else -1
+        time.sleep(0.05)
+    return None
+
+
 def failover_run(
     workdir: Path, target: str, repetitions: int, clients: int, window: int, size: int, seed: int,
     steady_seconds: float = 1.5,
@@ -297,6 +321,7 @@ def failover_run(
         _wait_progress(cluster, 0, RECOVERY_SECONDS)
         for _repetition in range(repetitions):
             time.sleep(steady_seconds)
+            healthy_after = _wait_store_members(cluster, STORE_HEALTHY_SECONDS)
             statuses = cluster.local.statuses()
             victim = find_leader(statuses) if target == "leader" else find_primary(statuses)
             if victim is None or victim.reply is None:
@@ -305,7 +330,8 @@ def failover_run(
             count = cluster.local.acknowledged()
             killed_at = time.time()
             cluster.local.kill(victim.role, victim.node)
-            kill = {"time": killed_at, "node": victim.node, "term": victim.reply.term, "epoch": victim.reply.epoch}
+            kill = {"time": killed_at, "node": victim.node, "term": victim.reply.term, "epoch": victim.reply.epoch,
+                    "store_healthy_after_s": healthy_after}
             if target == "primary":
                 kill["committed"] = sum(1 for _line in backup_path(data_dir, victim.node).open("rb"))
             kill["recovered"] = _wait_progress(cluster, count, RECOVERY_SECONDS)

@@ -77,7 +77,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cluster.json")
     parser.add_argument("--docs", action="store_true", help="regenerate docs/benchmarks.md and the plot (default on "
                         "when --out is the default)")
+    parser.add_argument("--report-only", type=Path, metavar="RESULT",
+                        help="measure nothing: regenerate the docs and the plot from a result file")
     args = parser.parse_args()
+    if args.report_only is not None:
+        for path in report.write_docs(json.loads(args.report_only.read_text()), ROOT):
+            print(f"wrote {path}")
+        return 0
     client_counts = [int(value) for value in args.clients.split(",")]
     windows = [int(value) for value in args.windows.split(",")]
 
