@@ -138,16 +138,17 @@ def load_table(result: dict[str, Any], portuguese: bool) -> list[str]:
 
 def failover_table(result: dict[str, Any], portuguese: bool) -> list[str]:
     if portuguese:
-        lines = ["| alvo do SIGKILL | mortes | recuperadas | mín ms | mediana ms | máx ms | eleições espúrias "
-                 "| verificação |"]
+        lines = ["| alvo do SIGKILL | mortes | medidas | store incompleto | mín ms | mediana ms | máx ms "
+                 "| eleições espúrias | verificação |"]
     else:
-        lines = ["| SIGKILL target | kills | recovered | min ms | median ms | max ms | spurious elections "
-                 "| verified |"]
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        lines = ["| SIGKILL target | kills | measured | store not whole | min ms | median ms | max ms "
+                 "| spurious elections | verified |"]
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for run in result.get("failover", []):
         spread = run["failover_ms"]
         name = {"leader": ("líder de sync", "sync leader"), "primary": ("primário do store", "store primary")}
-        cells = [name[run["target"]][0 if portuguese else 1], str(run["repetitions"]), str(spread.get("count", 0))]
+        cells = [name[run["target"]][0 if portuguese else 1], str(run["repetitions"]), str(spread.get("count", 0)),
+                 str(run.get("kills_before_store_healthy", 0))]
         cells += [f"{spread[key]:.0f}" if spread.get("count") else "-" for key in ("min", "median", "max")]
         cells += [str(run["spurious_elections"]), str(run["verified"])]
         lines.append("| " + " | ".join(cells) + " |")
