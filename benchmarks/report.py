@@ -178,10 +178,10 @@ def generated_block(result: dict[str, Any], portuguese: bool) -> str:
             f"limiar de 1 minuto {quiet['threshold']} "
             f"{'atingido' if quiet['reached'] else 'NÃO atingido'} após {quiet['waited_seconds']} s de espera.",
         ]
-        sections = ["### Metas", *target_table(result, True), "", "### Vazão e latência",
+        sections = ["### Metas", "", *target_table(result, True), "", "### Vazão e latência", "",
                     *load_table(result, True), "", "### Failover (sob carga de "
                     f"{result['settings']['failover_clients']} clientes, janela "
-                    f"{result['settings']['failover_window']})", *failover_table(result, True)]
+                    f"{result['settings']['failover_window']})", "", *failover_table(result, True)]
     else:
         intro = [
             f"Command: `{result['command']}`, from {result['started']} to {result['finished']}.",
@@ -191,10 +191,10 @@ def generated_block(result: dict[str, Any], portuguese: bool) -> str:
             f"1-minute threshold {quiet['threshold']} {'reached' if quiet['reached'] else 'NOT reached'} after "
             f"waiting {quiet['waited_seconds']} s.",
         ]
-        sections = ["### Targets", *target_table(result, False), "", "### Throughput and latency",
+        sections = ["### Targets", "", *target_table(result, False), "", "### Throughput and latency", "",
                     *load_table(result, False), "", "### Failover (under a load of "
                     f"{result['settings']['failover_clients']} clients, window "
-                    f"{result['settings']['failover_window']})", *failover_table(result, False)]
+                    f"{result['settings']['failover_window']})", "", *failover_table(result, False)]
     skipped = [f"{name}: {peer['skipped']}" for name, peer in result.get("peers", {}).items() if "skipped" in peer]
     if skipped:
         intro.append(("Pares omitidos: " if portuguese else "Peers skipped: ") + "; ".join(skipped) + ".")
