@@ -533,7 +533,8 @@ class StoreNode:
         marks = self.marks.setdefault(entry.client_id, {})
         marks[entry.request_id] = ClientMark(entry.client_id, entry.request_id, entry.seq, entry.term, entry.lamport)
         if len(marks) > RECENT_MARKS:
-            del marks[min(marks)]
+            # A client's entries follow its request order, so the first key is the oldest.
+            del marks[next(iter(marks))]
 
     def _rebuild_marks(self) -> None:
         self.marks = {}

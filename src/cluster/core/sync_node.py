@@ -92,7 +92,8 @@ class ClientRecord:
         self.last_request_id = max(self.last_request_id, mark.request_id)
         self.recent[mark.request_id] = mark
         if len(self.recent) > RECENT_REQUESTS:
-            del self.recent[min(self.recent)]
+            # Request ids arrive in increasing order, so the first key is the oldest.
+            del self.recent[next(iter(self.recent))]
 
 
 @dataclass(slots=True)
