@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rate", type=float,
                      help=_("new messages per second per client (default: as fast as possible; "
                             "with --chaos, spread over about 3 s)"))
+    run.add_argument("--trace-messages", action="store_true",
+                     help=_("log every message between sync and store nodes in their event logs, "
+                            "so cluster diagram draws one arrow per message"))
 
     soak = commands.add_parser("soak", help=_("run many seeded chaos rounds and print the totals"))
     soak.add_argument("--rounds", type=int, default=10, help=_("number of rounds (default: 10)"))
@@ -139,7 +142,7 @@ def command_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         sync=args.sync, store=args.store, clients=args.clients, messages=args.messages, data_dir=args.data_dir,
         input_file=args.input_file, seed=args.seed, chaos=args.chaos, fresh=args.fresh, bugs=parse_bugs(args.bug),
-        rate=args.rate,
+        rate=args.rate, trace_messages=args.trace_messages,
     )
     check_options(options)
     from cluster.launcher import load_texts
@@ -224,6 +227,7 @@ def node_settings(role: str, args: argparse.Namespace, env: Mapping[str, str]) -
     return NodeSettings(
         role, node_id, sync_nodes, store_nodes, data_dir, bind_host=args.bind, port=port,
         cluster_port=cluster_port, bugs=parse_bugs(args.bug), seed=args.seed, keys=keys,
+        trace_messages=_env_flag(env, "TRACE_MESSAGES"),
     )
 
 
@@ -237,6 +241,16 @@ def _client_texts(args: argparse.Namespace, env: Mapping[str, str], client_id: i
     if count < 0:
         raise SettingsError(_("MESSAGES must be 0 or more, got {count}").format(count=count))
     return [f"client {client_id} message {index}" for index in range(1, count + 1)]
+
+
+def _env_flag(env: Mapping[str, str], name: str) -> bool:
+    """Read an on/off environment variable: 1, true, yes or on (any case) is on; unset or empty is off."""
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(_("{name} must be 1 or 0, got {value!r}").format(name=name, value=env[name]))
 
 
 def _flag_or_env(flag: str | None, env: Mapping[str, str], name: str) -> str:

@@ -60,6 +60,7 @@ class RunOptions:
     bugs: frozenset[Bug] = frozenset()
     window: int = 32
     rate: float | None = None  # new messages per second per client; None for as fast as possible
+    trace_messages: bool = False  # sync and store nodes log every peer message they send and receive
 
 
 # With --chaos and no --rate, clients spread their messages over about this
@@ -218,7 +219,7 @@ class LocalCluster:
             data_dir=self.options.data_dir, bind_host=HOST, port=address.port, cluster_port=address.cluster_port,
             bugs=self.options.bugs, seed=self.seed * 1000 + node_id if role == "sync" else None,
             keys=self.keys if role != "client" else None, texts=texts, window=self.options.window,
-            rate=rate,
+            rate=rate, trace_messages=self.options.trace_messages and role != "client",
         )
 
     def write_layout(self) -> None:

@@ -2,8 +2,27 @@
 
 The node event logs (`events_sync_<id>.jsonl`, `events_store_<id>.jsonl`)
 and the client logs (`client_<id>.jsonl`) record elections, votes, epochs,
-commits, starts and stops, but not each message. So the arrows drawn from a
-data directory are inferred from those records, and marked as such:
+commits, starts and stops.
+
+A run started with `cluster run --trace-messages` (or nodes started with
+TRACE_MESSAGES=1) also logs each message between sync and store nodes: a
+`send` event (`to`, `type`, `conn`, `link`) on the sender and a `recv` event
+(`from`, `type`, `conn`, `link`) on the receiver. `conn` names one TCP
+connection by the nonce its connecting node sent in the handshake, so both
+ends log the same value, and `link` is the DATA sequence number of the frame
+on that connection (1, 2, 3, ...). Frames on one connection arrive in order
+and none is lost or repeated within it, so the pairing rule is: a `send` on
+node S with `to` R and a `recv` on node R with `from` S are one message when
+their `conn` and `link` are equal. A reconnect gets a new nonce and restarts
+`link` at 1 on both ends, and a restarted node cannot reuse an old pair. Each
+pair is drawn as a solid arrow labelled with the message type. A `send` with
+`dropped: true` (the link was down) or with no matching `recv` (the receiver
+was killed, the connection closed, or the run ended first) is drawn with no
+receive end. A `recv` whose `send` is missing (a killed sender loses its last
+unflushed lines) is skipped and counted in a note.
+
+Without such records, the arrows are inferred from the other records, and
+marked as such:
 
 - `vote_granted` on a voter: a VoteReply from the voter to the candidate;
 - `became_follower` with a leader: a Heartbeat from that leader;
@@ -29,6 +48,8 @@ from cluster.diagram.node_events import CLIENT_EVENTS, mark_for_event
 from cluster.i18n import _
 
 _LOG_NAME = re.compile(r"^(?:events_(sync|store)|(client))_(\d+)\.jsonl$")
+# Per-message events that nodes write with --trace-messages; they become arrows, never marks.
+_TRACE_EVENTS = frozenset({"send", "recv"})
 
 
 class SourceError(ValueError):
@@ -59,9 +80,16 @@ def load_run_directory(path: Path) -> Diagram:
     diagram = Diagram(source=str(path), time_unit="s", lanes=lanes)
     _add_marks(diagram, records)
     _add_starts(diagram, records)
-    _add_inferred_messages(diagram, records)
-    diagram.notes.append(_("Arrows are inferred from the event logs, which record elections, votes, "
-                           "epochs and acknowledgements but not each message."))
+    if any(record.event in _TRACE_EVENTS for record in records):
+        _add_traced_messages(diagram, records)
+        _add_inferred_messages(diagram, records, only_events=frozenset({"acked"}))
+        diagram.notes.append(_("Arrows between sync and store nodes are the messages logged with "
+                               "--trace-messages. Arrows to clients are inferred from their acknowledgements."))
+    else:
+        _add_inferred_messages(diagram, records)
+        diagram.notes.append(_("Arrows are inferred from the event logs, which record elections, votes, "
+                               "epochs and acknowledgements but not each message. "
+                               "Run with --trace-messages to draw one arrow per message."))
     if skipped:
         diagram.notes.append(_("{count} unreadable log lines were skipped (partial lines left by killed nodes).")
                              .format(count=skipped))
@@ -104,8 +132,10 @@ def _read_records(path: Path) -> tuple[list[_Record], int]:
 
 def _add_marks(diagram: Diagram, records: list[_Record]) -> None:
     for record in records:
-        if record.event == "started" or (record.lane.role == "client" and record.event in CLIENT_EVENTS):
-            continue  # starts are drawn by _add_starts; client records become arrows or nothing
+        if record.event == "started" or record.event in _TRACE_EVENTS:
+            continue  # starts are drawn by _add_starts, sends and receives by _add_traced_messages
+        if record.lane.role == "client" and record.event in CLIENT_EVENTS:
+            continue  # client records become arrows or nothing
         mark = mark_for_event(record.lane, record.time, record.event, record.fields)
         if mark is not None:
             diagram.marks.append(mark)
@@ -128,10 +158,85 @@ def _add_starts(diagram: Diagram, records: list[_Record]) -> None:
         last_time[record.lane] = record.time
 
 
+# --- Traced messages ----------------------------------------------------------------------
+
+
+def _add_traced_messages(diagram: Diagram, records: list[_Record]) -> None:
+    """Pair `send` and `recv` records by sender, receiver, connection and sequence number; draw each message."""
+    received: dict[tuple[Lane, Lane, str, int], float] = {}
+    for record in records:
+        if record.event != "recv":
+            continue
+        key = _trace_key(record, "from", source_is_peer=True)
+        if key is not None:
+            received.setdefault(key, record.time)
+
+    paired: set[tuple[Lane, Lane, str, int]] = set()
+    for record in records:
+        if record.event != "send":
+            continue
+        message = _traced_message(record, received, paired)
+        if message is not None:
+            diagram.messages.append(message)
+
+    unmatched = len(received.keys() - paired)
+    if unmatched:
+        diagram.notes.append(_("{count} received messages have no send record and are not drawn "
+                               "(a killed node loses its last unflushed log lines).").format(count=unmatched))
+
+
+def _traced_message(
+    record: _Record, received: dict[tuple[Lane, Lane, str, int], float], paired: set[tuple[Lane, Lane, str, int]]
+) -> Message | None:
+    target = _parse_lane(record.fields.get("to"))
+    if target is None:
+        return None
+    kind = str(record.fields.get("type", "?"))
+    if record.fields.get("dropped"):
+        return Message(record.lane, target, record.time, None, kind, kind,
+                       _("{type}: dropped, the link was down").format(type=kind), fate="dropped")
+
+    key = _trace_key(record, "to", source_is_peer=False)
+    if key is None:
+        return None
+    conn, link = key[2], key[3]
+    detail = _("{type} on connection {conn}, frame {link}").format(type=kind, conn=conn, link=link)
+    receive = received.get(key)
+    if receive is None:
+        return Message(record.lane, target, record.time, None, kind, kind, detail, fate="lost")
+    paired.add(key)
+    return Message(record.lane, target, record.time, max(receive, record.time), kind, kind, detail)
+
+
+def _trace_key(record: _Record, peer_field: str, source_is_peer: bool) -> tuple[Lane, Lane, str, int] | None:
+    """Return (sender, receiver, conn, link) of a `send` or `recv` record, or None when a field is missing."""
+    peer = _parse_lane(record.fields.get(peer_field))
+    conn = record.fields.get("conn")
+    link = record.fields.get("link")
+    if peer is None or not isinstance(conn, str) or not isinstance(link, int):
+        return None
+    if source_is_peer:
+        return peer, record.lane, conn, link
+    return record.lane, peer, conn, link
+
+
+def _parse_lane(value: Any) -> Lane | None:
+    """Parse a node name such as "sync 2"; return None for anything else."""
+    if not isinstance(value, str):
+        return None
+    role, _space, node = value.partition(" ")
+    if role not in ("sync", "store") or not node.isdigit():
+        return None
+    return Lane(role, int(node))
+
+
 # --- Inferred messages --------------------------------------------------------------------
 
 
-def _add_inferred_messages(diagram: Diagram, records: list[_Record]) -> None:
+def _add_inferred_messages(
+    diagram: Diagram, records: list[_Record], only_events: frozenset[str] | None = None
+) -> None:
+    """Add the arrows inferred from event records; with `only_events`, only those drawn for these events."""
     leaders: dict[int, tuple[int, float]] = {}  # term -> (sync node, time it became leader)
     installing: dict[tuple[int, int], float] = {}  # (leader node, epoch) -> time
     installed: dict[tuple[int, int], float] = {}  # (store node, epoch) -> time
@@ -144,6 +249,8 @@ def _add_inferred_messages(diagram: Diagram, records: list[_Record]) -> None:
             installed.setdefault((record.lane.node, int(record.fields.get("epoch", 0))), record.time)
 
     for record in records:
+        if only_events is not None and record.event not in only_events:
+            continue
         message = _message_for(record, leaders, installing, installed)
         if message is not None:
             diagram.messages.append(message)

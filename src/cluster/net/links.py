@@ -136,8 +136,16 @@ class PeerLink:
             return
         writer.write(connector.seal(frame))
 
-    def send_many(self, frames: list[bytes]) -> None:
-        """Tag each of `frames` in order and queue them with one write; drop them all while the link is down."""
+    @property
+    def connector(self) -> Connector | None:
+        """The handshake state of the open connection, or None while the link is down."""
+        return self._connector
+
+    def send_many(self, frames: list[bytes]) -> bool:
+        """Tag each of `frames` in order and queue them with one write; drop them all while the link is down.
+
+        Return True when the frames were queued, False when they were dropped.
+        """
         writer = self._writer
         connector = self._connector
         if (
@@ -146,8 +154,9 @@ class PeerLink:
             or writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER_BYTES
         ):
             self.dropped_frames += len(frames)
-            return
+            return False
         writer.write(b"".join([connector.seal(frame) for frame in frames]))
+        return True
 
     async def _run(self) -> None:
         while not self._closing:

@@ -10,6 +10,13 @@ of a disk write) and carries out the effects it returns, in rounds:
 
 Events keep arriving while a round writes to disk; their effects wait for the
 next round. No step sleeps or polls: the ticker is the only timer.
+
+With `NodeSettings.trace_messages` on, the node also writes a `send` event for
+each peer message it sends and a `recv` event for each one it receives. Both
+name the connection (`conn`, from the connecting node's handshake nonce) and
+the frame's DATA sequence number on it (`link`), so a `send` and a `recv` with
+the same sender, receiver, `conn` and `link` are the same message. A message
+dropped because the link was down gets a `send` event with `dropped: true`.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ logger = logging.getLogger(__name__)
 # Authentication failures are logged and written to the event log at most once
 # per reason in this many seconds, each time with the count so far.
 AUTH_REPORT_SECONDS = 1.0
+# Hex digits of the connecting node's nonce that name a connection in `send`
+# and `recv` events: 64 random bits, enough to tell the connections of one run apart.
+CONNECTION_ID_HEX_DIGITS = 16
 
 
 class NodeRuntime:
@@ -64,6 +74,7 @@ class NodeRuntime:
             (role, node) for role, count in members for node in range(1, count + 1)
         ) - {(self.role, self.node_id)}
         self.rejections = RejectionCounter(AUTH_REPORT_SECONDS)
+        self.trace_messages = settings.trace_messages
         self.events_closed = False
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.events = EventLog(events_path(settings.data_dir, self.role, self.node_id), self.node_id)
@@ -155,7 +166,10 @@ class NodeRuntime:
             hello = await accept_peer(reader, writer, acceptor, describe, self._auth_rejected)
             if isinstance(hello, Hello):
                 describe = f"from {hello.role} {hello.node} at {_describe(writer)}"
-                await read_peer_frames(reader, acceptor, self._handle_peer_message, describe, self._auth_rejected)
+                handle: Callable[[Message], None] = self._handle_peer_message
+                if self.trace_messages:
+                    handle = self._traced_peer_handler(hello, acceptor)
+                await read_peer_frames(reader, acceptor, handle, describe, self._auth_rejected)
         except asyncio.CancelledError:
             pass  # the node is shutting down; this handler is the outermost frame of its task
         finally:
@@ -167,6 +181,22 @@ class NodeRuntime:
         except UnexpectedMessage as error:
             raise ProtocolError(str(error)) from None
         self.submit(effects)
+
+    def _traced_peer_handler(self, hello: Hello, acceptor: Acceptor) -> Callable[[Message], None]:
+        """Return a handler that writes a `recv` event for each message, then handles it."""
+        source = f"{hello.role} {hello.node}"
+        conn = connection_id(acceptor.nonce or b"")
+
+        def handle(message: Message) -> None:
+            if not self.events_closed:
+                # read_peer_frames calls this right after verifying the frame, so
+                # last_sequence is the DATA sequence number of this message.
+                self.events.write("recv", {
+                    "from": source, "type": type(message).__name__, "conn": conn, "link": acceptor.last_sequence,
+                })
+            self._handle_peer_message(message)
+
+        return handle
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = self.next_conn
@@ -258,16 +288,35 @@ class NodeRuntime:
             else:
                 self._carry_out(effect)
 
+        peer_types = _message_types_by_peer(effects) if self.trace_messages else {}
         for (role, node), frames in to_peers.items():
             link = self.links.get((role, node))
             if link is None:
                 logger.error("%s %d: no link to %s %d", self.role, self.node_id, role, node)
                 continue
-            link.send_many(frames)
+            if self.trace_messages:
+                self._send_traced(link, role, node, frames, peer_types[(role, node)])
+            else:
+                link.send_many(frames)
         for conn, frames in to_clients.items():
             writer = self.clients.get(conn)
             if writer is not None and not writer.is_closing():
                 writer.write(b"".join(frames))
+
+    def _send_traced(self, link: PeerLink, role: str, node: int, frames: list[bytes], types: list[str]) -> None:
+        """Send `frames` on `link` and write one `send` event per frame, in order."""
+        connector = link.connector
+        first = connector.sequence + 1 if connector is not None else 0
+        queued = link.send_many(frames)
+        target = f"{role} {node}"
+        for offset, name in enumerate(types):
+            if queued and connector is not None:
+                fields: dict[str, Any] = {
+                    "to": target, "type": name, "conn": connection_id(connector.nonce), "link": first + offset,
+                }
+            else:
+                fields = {"to": target, "type": name, "dropped": True}
+            self.events.write("send", fields)
 
     def _carry_out(self, effect: Effect) -> None:
         """Carry out one effect that is neither a Send nor a Reply."""
@@ -279,6 +328,20 @@ class NodeRuntime:
     def add_link(self, role: str, node: int, host: str, port: int, on_state: Callable[[bool], None]) -> None:
         identity = LinkIdentity(self.keys, self.role, self.node_id, role, node)
         self.links[(role, node)] = PeerLink(f"{role} {node}", host, port, on_state, identity, self._auth_rejected)
+
+
+def connection_id(nonce: bytes) -> str:
+    """Name a peer connection by the nonce its connecting node sent in OPEN, which both ends know."""
+    return nonce.hex()[:CONNECTION_ID_HEX_DIGITS]
+
+
+def _message_types_by_peer(effects: list[Effect]) -> dict[tuple[str, int], list[str]]:
+    """Return the message class names of the Send effects for each peer, in send order."""
+    types: dict[tuple[str, int], list[str]] = {}
+    for effect in effects:
+        if isinstance(effect, Send):
+            types.setdefault((effect.role, effect.node), []).append(type(effect.message).__name__)
+    return types
 
 
 def _is_durable(effect: Effect) -> bool:

@@ -54,6 +54,8 @@ class NodeSettings:
     bugs: frozenset[Bug] = frozenset()
     seed: int | None = None
     keys: KeyRing | None = None  # sync and store nodes only; clients hold no key
+    # Sync and store nodes: write a `send` or `recv` event for every peer message.
+    trace_messages: bool = False
     # Client only.
     texts: tuple[str, ...] = field(default=())
     window: int = 32
