@@ -212,7 +212,9 @@ def node_settings(role: str, args: argparse.Namespace, env: Mapping[str, str]) -
 
     if role == "client":
         texts = _client_texts(args, env, node_id)
-        rate = args.rate if args.rate is not None else (float(env["RATE"]) if env.get("RATE") else None)
+        rate = args.rate
+        if rate is None and env.get("RATE"):
+            rate = _parse_rate(env["RATE"])
         if rate is not None and rate <= 0:
             raise SettingsError(_("RATE must be above 0 messages per second, got {rate}").format(rate=rate))
         return NodeSettings(role, node_id, sync_nodes, (), data_dir, texts=tuple(texts), rate=rate)
@@ -241,6 +243,14 @@ def _client_texts(args: argparse.Namespace, env: Mapping[str, str], client_id: i
     if count < 0:
         raise SettingsError(_("MESSAGES must be 0 or more, got {count}").format(count=count))
     return [f"client {client_id} message {index}" for index in range(1, count + 1)]
+
+
+def _parse_rate(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingsError(_("RATE must be a number of messages per second, got {value!r}").format(
+            value=value)) from None
 
 
 def _env_flag(env: Mapping[str, str], name: str) -> bool:
