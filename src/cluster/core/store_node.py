@@ -11,7 +11,7 @@ Rules it keeps:
 - it rejects writes, replication and configurations from an older epoch, and
   configurations from an older leader term;
 - within an epoch its log is a prefix of the primary's log;
-- an entry is committed only when every member of the configuration holds it,
+- an entry is committed only when every member of the configuration has it,
   and only committed entries reach `backup_<id>.txt`;
 - a node outside the configuration fetches the committed log from the primary
   before the leader adds it back.
@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 
 # Recent requests per client reported to a new leader in EpochReady.
 RECENT_MARKS = 64
-# Entries per CatchUp or FetchEntries answer.
+# Maximum entries in one CatchUpReply or FetchReply.
 CATCH_UP_BATCH = 1024
 
 
@@ -103,7 +103,7 @@ class StoreNode:
         self.log: list[Entry] = list(log)
         self.commit = commit
         # The last epoch in which this log was made equal to the primary's, so it
-        # holds every entry committed before that epoch.
+        # contains every entry committed before that epoch.
         self.synced_epoch = 0
         if persisted is not None:
             self.config = config_from_dict(persisted["config"])
@@ -165,7 +165,7 @@ class StoreNode:
         return effects
 
     def handle_peer_connected(self, role: str, node: int) -> list[Effect]:
-        """A connection to a peer opened (again): resend what the backup may have missed."""
+        """Resend to a backup whose connection opened again what it may have missed."""
         primary = self.primary
         if primary is None or role != "store" or node not in primary.match:
             return []
@@ -199,7 +199,7 @@ class StoreNode:
         self._note_accept(config.epoch)
         self.leader_id = message.leader
         if config == self.config and message.term == self.leader_term:
-            # A resent NewEpoch: the primary answers again once it is ready.
+            # A resent NewEpoch: the primary replies again once it is ready.
             if self.primary is not None and self.primary.ready:
                 return [self._epoch_ready()]
             if self.primary is not None or config.primary != self.node_id:
@@ -244,7 +244,7 @@ class StoreNode:
 
     @action("HandleEpochSync")
     def handle_epoch_sync(self, message: EpochSync) -> list[Effect]:
-        """A backup makes its log equal to the primary's: keep `base_seq` entries, take the rest."""
+        """Make this backup's log equal to the primary's: keep `base_seq` entries, take the rest."""
         config = message.config
         if self._older(config.epoch, message.term):
             return [Send("store", config.primary, EpochSyncReply(self.epoch, self.node_id, False, self.commit))]
@@ -271,7 +271,7 @@ class StoreNode:
 
     @action("HandleEpochSyncReply")
     def handle_epoch_sync_reply(self, message: EpochSyncReply) -> list[Effect]:
-        """The primary records a synced backup; once all are, the epoch is ready."""
+        """Record a synced backup, and report the epoch ready once every backup is synced."""
         primary = self.primary
         if primary is None or message.epoch != self.epoch or message.node not in primary.match:
             if message.epoch > self.epoch:
@@ -311,7 +311,7 @@ class StoreNode:
 
     @action("HandleWrite")
     def handle_write(self, message: Write) -> list[Effect]:
-        """W2: the primary appends the leader's entries and forwards them to every backup (W3)."""
+        """Append the leader's entries and forward them to every backup (remote write W2, W3)."""
         if self._older(message.epoch, message.term):
             reject = self._reject(RejectReason.STALE_EPOCH)
             return [Send("sync", message.leader, reject)]
@@ -415,7 +415,7 @@ class StoreNode:
 
     @action("HandleCommit")
     def handle_commit(self, message: Commit) -> list[Effect]:
-        """A backup learns how far the log is committed and extends its backup file."""
+        """Learn how far the log is committed and extend the backup file."""
         if message.epoch != self.epoch:
             return []
         return self._learn_commit(message.commit)
@@ -434,7 +434,7 @@ class StoreNode:
     # --- Catch-up of a node outside the configuration ---------------------------------
 
     def handle_store_ping(self, message: StorePing) -> list[Effect]:
-        """Answer the leader's probe; a node left out of the configuration starts catching up."""
+        """Reply to the leader's ping, and start catching up when left out of the configuration."""
         effects: list[Effect] = []
         config = message.config
         if config is not None and message.term >= self.leader_term and self.node_id not in config.members:
@@ -458,7 +458,7 @@ class StoreNode:
 
     @action("HandleCatchUp")
     def handle_catch_up(self, message: CatchUp) -> list[Effect]:
-        """The primary sends a node outside the configuration the next committed entries."""
+        """Send a node outside the configuration the next committed entries."""
         primary = self.primary
         if primary is None or not primary.ready or message.epoch != self.epoch:
             return []
@@ -468,7 +468,7 @@ class StoreNode:
 
     @action("HandleCatchUpReply")
     def handle_catch_up_reply(self, message: CatchUpReply) -> list[Effect]:
-        """A node outside the configuration drops its uncommitted tail and takes committed entries."""
+        """Drop the uncommitted tail and take the primary's committed entries."""
         config = self.known_config
         if config is None or message.epoch != config.epoch or self.node_id in config.members:
             return []

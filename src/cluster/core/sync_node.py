@@ -9,7 +9,7 @@ effects the driver must carry out (see `cluster.core.effects`).
 Rules it keeps:
 - at most one vote per term, persisted before the vote is sent;
 - a vote only for a candidate whose store configuration is at least as
-  recent as the voter's, so a new leader always holds the latest committed
+  recent as the voter's, so a new leader always has the latest committed
   configuration;
 - a store configuration is installed only after a majority of sync nodes
   stored it;
@@ -62,9 +62,9 @@ from cluster.core.timers import Timers
 
 logger = logging.getLogger(__name__)
 
-# How many recent requests per client the leader remembers, to answer retries.
+# How many recent requests per client the leader keeps, to reply to retries.
 RECENT_REQUESTS = 64
-# The most client messages a leader holds before it answers RETRY.
+# The maximum number of client messages a leader keeps before it replies RETRY.
 MAX_PENDING = 20_000
 
 
@@ -83,7 +83,7 @@ class StorePhase(enum.Enum):
 
 @dataclass(slots=True)
 class ClientRecord:
-    """What the leader knows of one client: its last assigned request and recent marks."""
+    """The leader's record of one client: its last assigned request and recent marks."""
 
     last_request_id: int = 0
     recent: dict[int, ClientMark] = field(default_factory=dict)
@@ -217,7 +217,7 @@ class SyncNode:
 
     @action("ElectionTimeout")
     def election_timeout_expired(self) -> list[Effect]:
-        """A node that heard no leader first asks whether it could win (pre-vote)."""
+        """Start a pre-vote, because this node heard from no leader for an election timeout."""
         return self.become_pre_candidate()
 
     # --- Role changes ----------------------------------------------------------
@@ -300,7 +300,7 @@ class SyncNode:
 
     @action("BecomeLeader")
     def become_leader(self) -> list[Effect]:
-        """A candidate with a majority of votes leads: fence the output, open an epoch."""
+        """Lead after a majority of votes: fence the output and open a new epoch."""
         self.role = Role.LEADER
         self.leader_id = self.node_id
         self.leader = LeaderState(since=self.now)
@@ -375,7 +375,7 @@ class SyncNode:
 
     @action("SendHeartbeats")
     def send_heartbeats(self) -> list[Effect]:
-        """The leader asserts itself to followers and probes every store node."""
+        """Send a heartbeat to every follower and a ping to every store node."""
         leader = self._leader()
         self.heartbeat_elapsed = 0
         heartbeat = Heartbeat(self.term, self.node_id, self.config)
@@ -392,7 +392,7 @@ class SyncNode:
 
     @action("HandleHeartbeat")
     def handle_heartbeat(self, message: Heartbeat) -> list[Effect]:
-        """A follower accepts the leader of its term and stores a newer configuration."""
+        """Accept the leader of this term and store its configuration if newer."""
         if message.term < self.term:
             reply = HeartbeatReply(self.term, self.node_id, False, *self.config.key)
             return [Send("sync", message.leader, reply)]
@@ -423,7 +423,7 @@ class SyncNode:
 
     @action("CheckQuorum")
     def check_quorum(self) -> list[Effect]:
-        """A leader that has not heard from a majority for an election timeout steps down."""
+        """Step down when no majority replied within an election timeout."""
         leader = self._leader()
         if self.now - leader.since <= self.timers.election_timeout_max:
             return []
@@ -436,12 +436,12 @@ class SyncNode:
         return effects + self.become_follower(self.term, None)
 
     def handle_peer_down(self, peer: int) -> list[Effect]:
-        """The connection to sync node `peer` closed; if it was the leader, stand soon."""
+        """Stand for election soon when the closed connection to `peer` was the leader's."""
         if self.role is Role.LEADER or peer != self.leader_id:
             return []
         # A closed connection is strong evidence of a crash, so the follower does
         # not wait for the full election timeout, only a short random delay. It
-        # also forgets the leader, so it grants the pre-votes of its peers.
+        # also clears the leader id, so it grants the pre-votes of its peers.
         self.leader_id = None
         delay = self.rng.randint(1, self.timers.leader_lost_delay)
         self.election_elapsed = max(self.election_elapsed, self.election_timeout - delay)
@@ -497,7 +497,7 @@ class SyncNode:
 
     @action("HandleEpochReady")
     def handle_epoch_ready(self, message: EpochReady) -> list[Effect]:
-        """The primary synced its backups: learn the log's tail, then let writes flow."""
+        """Learn the log's tail from the primary that synced its backups, then send writes."""
         leader = self.leader
         if (
             leader is None

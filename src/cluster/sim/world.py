@@ -219,18 +219,18 @@ class World:
 
     @action("DropMessage")
     def drop_message(self, packet_id: int) -> None:
-        """The network loses a message."""
+        """Lose a message in the network."""
         self._take(packet_id)
 
     @action("DuplicateMessage")
     def duplicate_message(self, packet_id: int) -> None:
-        """The network delivers a message twice."""
+        """Queue a second copy of a message in flight."""
         packet = next(p for p in self.network if p.id == packet_id)
         self._send(packet.source, packet.target, packet.message, packet.conn)
 
     @action("CrashSync")
     def crash_sync(self, node: int) -> None:
-        """A sync node stops; its disk survives, its connections close.
+        """Stop a sync node: its disk survives and its connections close.
 
         An output operation it started may still finish, as a write already
         handed to the kernel does.
@@ -241,20 +241,20 @@ class World:
 
     @action("RestartSync")
     def restart_sync(self, node: int) -> None:
-        """A crashed sync node starts again from its disk."""
+        """Start a crashed sync node again from its disk."""
         if self.sync[node] is None:
             self.sync[node] = self._new_sync(node)
 
     @action("CrashStore")
     def crash_store(self, node: int) -> None:
-        """A store node stops; its write-ahead log and backup file survive."""
+        """Stop a store node: its write-ahead log and backup file survive."""
         self.store[node] = None
         self.paused.discard(("store", node))
         self._close_connections(("store", node))
 
     @action("RestartStore")
     def restart_store(self, node: int) -> None:
-        """A crashed store node starts again from its disk."""
+        """Start a crashed store node again from its disk."""
         if self.store[node] is None:
             self.store[node] = self._new_store(node)
 
