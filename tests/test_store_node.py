@@ -613,3 +613,16 @@ def test_epoch_installed_event() -> None:
     names = [effect.name for effect in effects if isinstance(effect, Event)]
     assert names == ["epoch_installed"]
     assert node.persisted_state()["config"]["epoch"] == 1
+
+
+def test_epoch_sync_sends_commit_to_joiner() -> None:
+    """A backup that joins with a lagging commit index learns the primary's once the epoch is ready."""
+    log = entries(1, 5)
+    primary = restarted(1, CONFIG, log, commit=5)
+    joiner = restarted(2, CONFIG, log[:3], commit=3, synced_epoch=0)
+    config = StoreConfig(epoch=2, term=2, primary=1, backups=(2,), joining=(2,))
+
+    effects = deliver({1: primary, 2: joiner}, primary.handle_new_epoch(NewEpoch(2, LEADER, config)))
+
+    assert joiner.commit == 5
+    assert [entry.seq for effect in effects if isinstance(effect, CommitLog) for entry in effect.entries] == [4, 5]

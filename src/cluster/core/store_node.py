@@ -400,18 +400,25 @@ class StoreNode:
             return []
 
         effects: list[Effect] = []
-        if new_commit > self.commit:
+        advanced = new_commit > self.commit
+        if advanced:
             effects += self._commit_to(new_commit)
-            for backup in self.config.backups:
-                effects.append(Send("store", backup, Commit(self.epoch, self.commit)))
+        if not primary.ready and (self.commit < len(self.log) or len(primary.synced) < len(self.config.backups)):
+            return [*effects, *self._send_commit()] if advanced else effects
+        if advanced or not primary.ready:
+            # A backup that joined by epoch sync got the whole log but not the
+            # commit index, so the primary sends it when the epoch becomes ready
+            # even if its own commit index did not move.
+            effects += self._send_commit()
         if not primary.ready:
-            if self.commit < len(self.log) or len(primary.synced) < len(self.config.backups):
-                return effects
             primary.ready = True
             self.synced_epoch = self.epoch
             logger.info("store %d: epoch %d ready, log length %d", self.node_id, self.epoch, len(self.log))
             return [*effects, self._persist(), self._epoch_ready()]
         return [*effects, Send("sync", self.leader_id, WriteAck(self.leader_term, self.epoch, self.commit))]
+
+    def _send_commit(self) -> list[Effect]:
+        return [Send("store", backup, Commit(self.epoch, self.commit)) for backup in self.config.backups]
 
     @action("HandleCommit")
     def handle_commit(self, message: Commit) -> list[Effect]:
