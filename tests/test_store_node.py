@@ -205,6 +205,18 @@ def test_primary_logs_before_forwarding() -> None:
     assert appends[0] < min(replicates)
 
 
+def test_only_forwarded_entries_may_leave_before_the_write() -> None:
+    """The Replicate sends are eager, so backups write while the primary writes; acks and commits are not."""
+    nodes = ready_cluster()
+
+    write = nodes[1].handle_write(Write(1, LEADER, 1, entries(1, 2)))
+    nodes[1].handle_replicate_reply(ReplicateReply(1, 2, True, 2))
+    commit = nodes[1].handle_replicate_reply(ReplicateReply(1, 3, True, 2))
+
+    assert [send.eager for send in sent(write, Replicate)] == [True, True]
+    assert [send.eager for send in sent(commit, WriteAck) + sent(commit, Commit)] == [False, False, False]
+
+
 def test_primary_forwards_to_every_backup() -> None:
     """W3: the primary forwards the new entries to every backup of the configuration."""
     nodes = ready_cluster()

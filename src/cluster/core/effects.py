@@ -1,17 +1,25 @@
 """Effects: what a protocol node asks its driver to do after handling an event.
 
 A handler returns a list of effects in the order it decided them. The driver
-(a node process, the simulator or a test) must carry out every durable effect
-(`PersistState`, `AppendLog`, `CommitLog`) before any `Send` or `Reply` that
-follows it, because a message may promise that the state is on disk. The
-output-file effects are carried out by the driver, which reports the result
-back to the node with `SyncNode.handle_fence_result` and
+(a node process, the simulator or a test) must make every `PersistState` and
+`AppendLog` durable before any `Send` or `Reply` that follows it, because a
+message may promise that the state is on disk. Two kinds of effect are exempt:
+
+- a `Send` marked `eager` promises nothing about the sender's disk, so the
+  driver may send it before the durable writes that precede it finish (the
+  primary forwards entries to its backups while it writes them itself);
+- a `CommitLog` extends the backup file, a copy of a prefix that the
+  write-ahead log already holds, so the driver may write it after the
+  messages that follow it.
+
+The output-file effects are carried out by the driver, which reports the
+result back to the node with `SyncNode.handle_fence_result` and
 `SyncNode.handle_output_result`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cluster.core.messages import Entry
@@ -21,11 +29,17 @@ Role = Literal["sync", "store"]
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send `message` to node `node` of kind `role` over the cluster network."""
+    """Send `message` to node `node` of kind `role` over the cluster network.
+
+    `eager` lets the driver send it before the durable writes that precede it
+    in the same batch of effects are on disk. It is a hint about timing, not
+    part of the message, so it takes no part in comparisons.
+    """
 
     role: Role
     node: int
     message: Any
+    eager: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +67,12 @@ class AppendLog:
 
 @dataclass(frozen=True, slots=True)
 class CommitLog:
-    """Store node: append newly committed `entries` to its backup file."""
+    """Store node: append newly committed `entries` to its backup file, and fsync.
+
+    The entries are already durable in the write-ahead log, and a node that
+    restarts with a shorter backup file learns the commit index again from
+    its primary, so this write need not precede the messages that follow it.
+    """
 
     entries: tuple[Entry, ...]
 

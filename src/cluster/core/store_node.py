@@ -359,7 +359,12 @@ class StoreNode:
         effects: list[Effect] = []
         prev = start
         for batch in split_batches(self.log[start:]):
-            effects.append(Send("store", backup, Replicate(self.epoch, self.node_id, prev, batch, self.commit)))
+            # Eager: a backup may store the entries while this node is still
+            # writing them. Their confirmations answer this very send, so they
+            # arrive after the batch that holds the write, and no commit index
+            # this node sends covers an entry that is not on its own disk.
+            replicate = Replicate(self.epoch, self.node_id, prev, batch, self.commit)
+            effects.append(Send("store", backup, replicate, eager=True))
             prev += len(batch)
         return effects
 

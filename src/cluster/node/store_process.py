@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cluster.core.dispatch import dispatch_store
 from cluster.core.effects import AppendLog, CommitLog, Effect, PersistState
@@ -68,13 +68,15 @@ class StoreRuntime(NodeRuntime):
     def status(self) -> StatusReply:
         return self.node.status()
 
-    def write_durable(self, effects: list[Effect]) -> None:
+    def write_durable(self, effects: Sequence[Effect]) -> None:
         states = [effect.state for effect in effects if isinstance(effect, PersistState)]
         if states:
             self.state_file.save(states[-1])
         batches = [(effect.keep, effect.entries) for effect in effects if isinstance(effect, AppendLog)]
         if batches:
             self.wal.apply_many(batches)
+
+    def write_after_send(self, effects: Sequence[CommitLog]) -> None:
         committed = [entry for effect in effects if isinstance(effect, CommitLog) for entry in effect.entries]
         if committed:
             self.backup.append(committed)

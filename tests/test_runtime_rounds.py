@@ -1,0 +1,108 @@
+"""The order in which a node process carries out the effects of one round.
+
+The effects contract (`cluster.core.effects`) lets an eager `Send` leave before
+the round's durable writes, and a `CommitLog` be written after the round's
+messages. These tests run one round of a real store node process object, with
+its real write-ahead log and backup file, and record the order of the writes
+and of the frames handed to the peer links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from cluster.core.effects import AppendLog, CommitLog, PersistState, Send
+from cluster.core.messages import Commit, Entry, Replicate, WriteAck
+from cluster.files import read_entries
+from cluster.net.auth import KeyRing
+from cluster.node.settings import NodeAddress, NodeSettings
+from cluster.node.store_process import StoreRuntime
+from cluster.wire import decode_payload
+
+
+class RecordingLink:
+    """A peer link stand-in that records the messages handed to it."""
+
+    def __init__(self, name: str, journal: list[str]) -> None:
+        self.name = name
+        self.journal = journal
+
+    def send_many(self, frames: list[bytes]) -> bool:
+        for frame in frames:
+            message = decode_payload(frame[4:])
+            self.journal.append(f"send {type(message).__name__} to {self.name}")
+        return True
+
+
+def _store_runtime(tmp_path: Path, journal: list[str]) -> StoreRuntime:
+    addresses = tuple(NodeAddress("127.0.0.1", 7000 + 2 * node, 7001 + 2 * node) for node in range(3))
+    keys = KeyRing((b"0123456789abcdef0123456789abcdef",), "test key")
+    settings = NodeSettings("store", 1, addresses[:1], addresses, tmp_path, keys=keys)
+    runtime = StoreRuntime(settings)
+    runtime.links = {key: RecordingLink(f"{key[0]} {key[1]}", journal) for key in runtime.links}  # type: ignore[misc]
+
+    write_durable, write_after_send = runtime.write_durable, runtime.write_after_send
+
+    def durable(effects: Any) -> None:
+        write_durable(effects)
+        journal.append("write log " + ",".join(type(effect).__name__ for effect in effects))
+
+    def after_send(effects: Any) -> None:
+        write_after_send(effects)
+        journal.append("write backup file")
+
+    runtime.write_durable = durable  # type: ignore[method-assign]
+    runtime.write_after_send = after_send  # type: ignore[method-assign]
+    return runtime
+
+
+async def _one_round(runtime: StoreRuntime, effects: list[Any], journal: list[str], expected: int) -> None:
+    rounds = asyncio.create_task(runtime._rounds())
+    runtime.submit(effects)
+    for _ in range(100):
+        if len(journal) >= expected:
+            break
+        await asyncio.sleep(0.01)
+    rounds.cancel()
+    await asyncio.gather(rounds, return_exceptions=True)
+
+
+def test_round_order_eager_first_backup_last(tmp_path: Path) -> None:
+    journal: list[str] = []
+    runtime = _store_runtime(tmp_path, journal)
+    entry = Entry(1, 1, 1, 7, 1, "hello")
+    effects = [
+        AppendLog(0, (entry,)),
+        Send("store", 2, Replicate(1, 1, 0, (entry,), 0), eager=True),
+        Send("store", 2, Commit(1, 1)),
+        Send("sync", 1, WriteAck(1, 1, 1)),
+        CommitLog((entry,)),
+        PersistState({"epoch": 1}),
+    ]
+
+    asyncio.run(_one_round(runtime, effects, journal, expected=5))
+    runtime.events.close()
+
+    assert journal == [
+        "send Replicate to store 2",
+        "write log AppendLog,PersistState",
+        "send Commit to store 2",
+        "send WriteAck to sync 1",
+        "write backup file",
+    ]
+    assert read_entries(tmp_path / "store_1.wal") == [entry]
+    assert read_entries(tmp_path / "backup_1.txt") == [entry]
+
+
+def test_plain_send_waits_for_log_write(tmp_path: Path) -> None:
+    journal: list[str] = []
+    runtime = _store_runtime(tmp_path, journal)
+    entry = Entry(1, 1, 1, 7, 1, "hello")
+    effects = [AppendLog(0, (entry,)), Send("store", 2, Replicate(1, 1, 0, (entry,), 0))]
+
+    asyncio.run(_one_round(runtime, effects, journal, expected=2))
+    runtime.events.close()
+
+    assert journal == ["write log AppendLog", "send Replicate to store 2"]
