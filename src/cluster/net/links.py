@@ -286,24 +286,7 @@ async def read_frames(
     A frame that breaks the protocol, or a message `handle` rejects with a
     ProtocolError or ValueError, is logged and ends this connection only.
     """
-    while True:
-        try:
-            message = await read_frame(reader)
-        except EOFError:
-            return CloseReason.PEER_CLOSED
-        except ProtocolError as error:
-            logger.warning("closing connection from %s: %s", describe, error)
-            return CloseReason.PROTOCOL_ERROR
-        except OSError as error:
-            logger.info("connection from %s failed: %s", describe, error)
-            return CloseReason.NETWORK_ERROR
-        try:
-            handle(message)
-        except (ProtocolError, ValueError) as error:
-            logger.warning("closing connection from %s: %s", describe, error)
-            return CloseReason.PROTOCOL_ERROR
-        if after_each is not None:
-            await after_each()
+    return await _handle_messages(lambda: read_frame(reader), handle, f"from {describe}", after_each=after_each)
 
 
 async def accept_peer(
@@ -351,16 +334,30 @@ async def read_peer_frames(
     the message format, or a message `handle` rejects with a ProtocolError or
     ValueError, is logged. Either ends this connection only.
     """
+    async def next_message() -> Message:
+        envelope = await read_raw_frame(reader, MAX_PEER_FRAME_BYTES)
+        return decode_payload(acceptor.receive_data(envelope))
+
+    return await _handle_messages(next_message, handle, describe, on_reject=on_reject)
+
+
+async def _handle_messages(
+    next_message: Callable[[], Awaitable[Message]],
+    handle: FrameHandler,
+    describe: str,
+    on_reject: RejectHandler | None = None,
+    after_each: Callable[[], Awaitable[None]] | None = None,
+) -> CloseReason:
+    """Hand each message that `next_message` reads to `handle` until the connection ends; return why it ended."""
     while True:
         try:
-            envelope = await read_raw_frame(reader, MAX_PEER_FRAME_BYTES)
-            message = decode_payload(acceptor.receive_data(envelope))
+            message = await next_message()
         except EOFError:
             return CloseReason.PEER_CLOSED
-        except AuthError as error:
-            on_reject(error.reason, describe, error.detail)
-            return CloseReason.AUTH_REJECTED
         except ProtocolError as error:
+            if isinstance(error, AuthError) and on_reject is not None:
+                on_reject(error.reason, describe, error.detail)
+                return CloseReason.AUTH_REJECTED
             logger.warning("closing connection %s: %s", describe, error)
             return CloseReason.PROTOCOL_ERROR
         except OSError as error:
@@ -371,3 +368,5 @@ async def read_peer_frames(
         except (ProtocolError, ValueError) as error:
             logger.warning("closing connection %s: %s", describe, error)
             return CloseReason.PROTOCOL_ERROR
+        if after_each is not None:
+            await after_each()
