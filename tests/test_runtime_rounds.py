@@ -13,12 +13,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from cluster.core.effects import AppendLog, CommitLog, PersistState, Send
-from cluster.core.messages import Commit, Entry, Replicate, WriteAck
+from cluster.core.effects import AppendLog, AppendOutput, CommitLog, PersistState, Send
+from cluster.core.messages import Commit, Entry, Replicate, Write, WriteAck
 from cluster.files import read_entries
 from cluster.net.auth import KeyRing
+from cluster.node.runtime import NodeRuntime
 from cluster.node.settings import NodeAddress, NodeSettings
 from cluster.node.store_process import StoreRuntime
+from cluster.node.sync_process import SyncRuntime
 from cluster.wire import decode_payload
 
 
@@ -36,12 +38,19 @@ class RecordingLink:
         return True
 
 
-def _store_runtime(tmp_path: Path, journal: list[str]) -> StoreRuntime:
+def _settings(role: str, tmp_path: Path) -> NodeSettings:
     addresses = tuple(NodeAddress("127.0.0.1", 7000 + 2 * node, 7001 + 2 * node) for node in range(3))
     keys = KeyRing((b"0123456789abcdef0123456789abcdef",), "test key")
-    settings = NodeSettings("store", 1, addresses[:1], addresses, tmp_path, keys=keys)
-    runtime = StoreRuntime(settings)
+    return NodeSettings(role, 1, addresses, addresses, tmp_path, keys=keys)
+
+
+def _record_links(runtime: NodeRuntime, journal: list[str]) -> None:
     runtime.links = {key: RecordingLink(f"{key[0]} {key[1]}", journal) for key in runtime.links}  # type: ignore[misc]
+
+
+def _store_runtime(tmp_path: Path, journal: list[str]) -> StoreRuntime:
+    runtime = StoreRuntime(_settings("store", tmp_path))
+    _record_links(runtime, journal)
 
     write_durable, write_after_send = runtime.write_durable, runtime.write_after_send
 
@@ -58,7 +67,7 @@ def _store_runtime(tmp_path: Path, journal: list[str]) -> StoreRuntime:
     return runtime
 
 
-async def _one_round(runtime: StoreRuntime, effects: list[Any], journal: list[str], expected: int) -> None:
+async def _one_round(runtime: NodeRuntime, effects: list[Any], journal: list[str], expected: int) -> None:
     rounds = asyncio.create_task(runtime._rounds())
     runtime.submit(effects)
     for _ in range(100):
@@ -106,3 +115,24 @@ def test_plain_send_waits_for_log_write(tmp_path: Path) -> None:
     runtime.events.close()
 
     assert journal == ["write log AppendLog", "send Replicate to store 2"]
+
+
+def test_leader_sends_before_output_append(tmp_path: Path) -> None:
+    journal: list[str] = []
+    runtime = SyncRuntime(_settings("sync", tmp_path))
+    _record_links(runtime, journal)
+    append = runtime.output.append
+
+    def recorded_append(*args: Any) -> Any:
+        journal.append("append output")
+        return append(*args)
+
+    runtime.output.append = recorded_append  # type: ignore[method-assign]
+    entry = Entry(1, 1, 1, 7, 1, "hello")
+    effects = [AppendOutput(1, (entry,)), Send("store", 1, Write(1, 1, 1, (entry,)))]
+
+    asyncio.run(_one_round(runtime, effects, journal, expected=2))
+    runtime.events.close()
+
+    assert journal == ["send Write to store 1", "append output"]
+    assert read_entries(tmp_path / "output.txt") == [entry]

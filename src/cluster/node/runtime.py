@@ -9,7 +9,9 @@ of a disk write) and carries out the effects it returns, in rounds:
 3. write the durable effects (state file, write-ahead log) with one fsync per
    file: this is the group commit;
 4. only then send the other messages and replies of that round;
-5. extend the backup file, whose entries the write-ahead log already holds.
+5. write the event log lines and carry out the output-file operations of the
+   sync leader, and extend the store node's backup file, whose entries the
+   write-ahead log already holds.
 
 The writes run on the event loop's own thread. On the benchmark machine
 (docs/benchmarks.md) an fsync of a small append took 0.1 to 0.3 ms, and a
@@ -288,11 +290,16 @@ class NodeRuntime:
             self.events.flush()
 
     def _carry_out_round(self, effects: list[Effect]) -> None:
-        """Carry out the messages, replies and other effects of one round, except the durable ones."""
+        """Send the messages and replies of one round, then carry out its other non-durable effects.
+
+        The messages go first because none of them waits for an output-file
+        operation: the replies that do are decided after the operation, in a
+        later round.
+        """
+        self._send_messages(effects)
         for effect in effects:
             if not isinstance(effect, Send | Reply):
                 self._carry_out(effect)
-        self._send_messages(effects)
 
     def _send_messages(self, effects: Sequence[Effect]) -> None:
         """Send the `Send` and `Reply` effects of `effects`, with one socket write per destination.
