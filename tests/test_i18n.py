@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import gettext
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -121,6 +122,121 @@ def test_verify_report_portuguese(tmp_path: Path) -> None:
     assert any(line.startswith("FALHOU  SentByClient: cada linha de output.txt") for line in lines)
     assert "      - seq 1: o cliente 1 não tem registro da requisição 1" in lines
     assert lines[-1] == "verificação FALHOU"
+
+
+# --- Translated simulator output ------------------------------------------------------------
+
+# With double_vote, seed 18 is the first from 0 that breaks ElectionSafetyInv.
+# Trying 100 seeds leaves room for protocol changes that move it.
+DOUBLE_VOTE = ["simulate", "--bug", "double_vote", "--runs", "100", "--shrink-budget", "300"]
+
+
+@pytest.fixture(scope="module")
+def double_vote_trace(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run the simulator in Portuguese until double_vote breaks an invariant, and keep its trace."""
+    path = tmp_path_factory.mktemp("simulate") / "double_vote.json"
+    result = _cluster([*DOUBLE_VOTE, "--trace-out", str(path)], PORTUGUESE)
+    return result, path
+
+
+def test_simulate_clean_run_portuguese() -> None:
+    result = _cluster(["simulate", "--runs", "1", "--steps", "200"], PORTUGUESE)
+
+    assert result.returncode == 0
+    assert re.fullmatch(r"nenhuma violação em 1 execução\(ões\) a partir da seed 0: \d+ passos em \d+\.\d s "
+                        r"\(\d+ passos/s\)\n", result.stdout), result.stdout
+
+
+def test_simulate_violation_portuguese(
+        double_vote_trace: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    result, path = double_vote_trace
+    lines = result.stdout.splitlines()
+
+    assert result.returncode == 1
+    assert re.fullmatch(r"seed \d+: ElectionSafetyInv violado após \d+ passos", lines[0]), lines[0]
+    assert re.fullmatch(r"reduzido de \d+ para \d+ passos com \d+ reproduções", lines[1]), lines[1]
+    assert any(re.fullmatch(r"ElectionSafetyInv violado após o passo \d+:", line) for line in lines)
+    assert lines[-1] == f"trace gravado em {path}; reproduza-o com: cluster simulate --replay {path}"
+
+
+def test_simulate_narration_stays_english(
+        double_vote_trace: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    result, _ = double_vote_trace
+    steps = [line for line in result.stdout.splitlines() if re.match(r"\s*\d+\. ", line)]
+
+    assert steps
+    assert any(" deliver RequestVote (term " in line for line in steps)
+    assert any(re.search(r"sync \d+: became leader \(term \d+", line) for line in result.stdout.splitlines())
+
+
+def test_simulate_replay_note_portuguese(
+        double_vote_trace: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
+    _, path = double_vote_trace
+    trace = json.loads(path.read_text(encoding="utf-8"))
+    trace["violation"] = None
+    edited = tmp_path / "no_violation_recorded.json"
+    edited.write_text(json.dumps(trace), encoding="utf-8")
+
+    result = _cluster(["simulate", "--replay", str(edited)], PORTUGUESE)
+
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1] == (
+        "nota: o trace não registrou violação, mas a reprodução encontrou ElectionSafetyInv")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "abc"], "--steps inválido: 'abc'; esperava um inteiro de 1 a 1000000000"),
+        (["--sync", "99"], "--sync inválido: 99; esperava um inteiro de 1 a 15"),
+        (["--bug", "nope"], "--bug inválido: bug desconhecido 'nope'; bugs conhecidos: double_vote, "
+                            "early_ack, skip_epoch_check, no_fence"),
+        (["--depth", "3"], "--depth precisa de --explore"),
+    ],
+)
+def test_simulate_error_portuguese(argv: list[str], message: str) -> None:
+    result = _cluster(["simulate", *argv], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"cluster simulate: erro: {message}"
+
+
+def test_simulate_help_portuguese() -> None:
+    result = _cluster(["simulate", "--help"], PORTUGUESE)
+
+    text = " ".join(result.stdout.split())  # argparse wraps help to the terminal width
+    assert result.returncode == 0
+    assert "Executa escalonamentos aleatórios com seed do código real do protocolo" in text
+    assert "--trace-out FILE grava o escalonamento que falhou (reduzido) como um trace JSON" in text
+
+
+def test_simulate_explore_portuguese() -> None:
+    result = _cluster(["simulate", "--explore", "--depth", "2"], PORTUGUESE)
+
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0
+    assert re.fullmatch(r"profundidade 2 explorada: \d+ estados alcançados, \d+ distintos, \d+\.\d s", lines[0])
+    assert lines[1] == "nenhum invariante violado"
+
+
+def test_simulate_english_default(tmp_path: Path) -> None:
+    path = tmp_path / "double_vote.json"
+
+    clean = _cluster(["simulate", "--runs", "1", "--steps", "200"], ENGLISH)
+    failing = _cluster([*DOUBLE_VOTE, "--trace-out", str(path)], ENGLISH)
+    invalid = _cluster(["simulate", "--steps", "abc"], ENGLISH)
+
+    assert clean.returncode == 0
+    assert clean.stdout.startswith("no violation in 1 run(s) from seed 0: ")
+    assert failing.returncode == 1
+    assert re.fullmatch(r"seed \d+: ElectionSafetyInv violated after \d+ steps", failing.stdout.splitlines()[0])
+    assert any(re.fullmatch(r"ElectionSafetyInv violated after step \d+:", line)
+               for line in failing.stdout.splitlines())
+    assert failing.stdout.splitlines()[-1] == (
+        f"trace written to {path}; replay it with: cluster simulate --replay {path}")
+    assert invalid.returncode == 2
+    assert invalid.stderr.strip() == (
+        "cluster simulate: error: invalid --steps 'abc': expected an integer from 1 to 1000000000")
 
 
 # --- Catalog completeness -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cluster.core.bugs import Bug, parse_bugs
+from cluster.i18n import _
 from cluster.sim.explore import EXPLORE_CONFIG, explore
 from cluster.sim.report import format_violation, narrate
 from cluster.sim.runner import FAULT_KINDS, SimConfig
@@ -33,30 +34,35 @@ class UsageError(Exception):
 def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "simulate",
-        help="run the protocol in a deterministic simulator with faults",
-        description="Run seeded random schedules of the real protocol code in one process, check the "
-        "invariants after every step, and shrink and print any schedule that breaks one.",
+        help=_("run the protocol in a deterministic simulator with faults"),
+        description=_("Run seeded random schedules of the real protocol code in one process, check the "
+                      "invariants after every step, and shrink and print any schedule that breaks one."),
     )
-    parser.add_argument("--seed", default="0", help="seed of the first run (default 0)")
-    parser.add_argument("--runs", default="1", help="number of seeds to try, from --seed on (default 1)")
-    parser.add_argument("--steps", default="3000", help="random steps per run, before the liveness rounds "
-                        "(default 3000)")
-    parser.add_argument("--sync", default="3", help="sync nodes (default 3)")
-    parser.add_argument("--store", default="3", help="store nodes (default 3)")
-    parser.add_argument("--clients", default="2", help="clients (default 2)")
-    parser.add_argument("--messages", default="8", help="messages per client (default 8)")
+    parser.add_argument("--seed", default="0", help=_("seed of the first run (default 0)"))
+    parser.add_argument("--runs", default="1", help=_("number of seeds to try, from --seed on (default 1)"))
+    parser.add_argument("--steps", default="3000", help=_("random steps per run, before the liveness rounds "
+                                                          "(default 3000)"))
+    parser.add_argument("--sync", default="3", help=_("sync nodes (default 3)"))
+    parser.add_argument("--store", default="3", help=_("store nodes (default 3)"))
+    parser.add_argument("--clients", default="2", help=_("clients (default 2)"))
+    parser.add_argument("--messages", default="8", help=_("messages per client (default 8)"))
     parser.add_argument("--faults", default=",".join(FAULT_KINDS),
-                        help=f"comma-separated fault kinds, or 'none' (default {','.join(FAULT_KINDS)})")
-    parser.add_argument("--bug", default="", help="comma-separated bug switches: "
-                        + ", ".join(bug.value for bug in Bug))
-    parser.add_argument("--replay", metavar="FILE", help="replay a trace file exactly and report its result")
-    parser.add_argument("--explore", action="store_true", help="enumerate every schedule of a tiny cluster "
-                        "(3 sync, 2 store, 1 client, 1 message) up to --depth")
-    parser.add_argument("--depth", default=None, help="exploration depth in steps (default 6; with --explore)")
-    parser.add_argument("--trace-out", metavar="FILE", help="write the (shrunk) failing schedule as a JSON trace")
-    parser.add_argument("--no-shrink", action="store_true", help="report the failing schedule without shrinking it")
+                        help=_("comma-separated fault kinds, or 'none' (default {default})").format(
+                            default=",".join(FAULT_KINDS)))
+    parser.add_argument("--bug", default="", help=_("comma-separated bug switches: {bugs}").format(
+        bugs=", ".join(bug.value for bug in Bug)))
+    parser.add_argument("--replay", metavar="FILE", help=_("replay a trace file exactly and report its result"))
+    parser.add_argument("--explore", action="store_true",
+                        help=_("enumerate every schedule of a tiny cluster (3 sync, 2 store, 1 client, 1 message) "
+                               "up to --depth"))
+    parser.add_argument("--depth", default=None, help=_("exploration depth in steps (default 6; with --explore)"))
+    parser.add_argument("--trace-out", metavar="FILE",
+                        help=_("write the (shrunk) failing schedule as a JSON trace"))
+    parser.add_argument("--no-shrink", action="store_true",
+                        help=_("report the failing schedule without shrinking it"))
     parser.add_argument("--shrink-budget", default=str(DEFAULT_REPLAY_BUDGET),
-                        help=f"most replays one shrink may use (default {DEFAULT_REPLAY_BUDGET})")
+                        help=_("maximum number of replays for one shrink (default {default})").format(
+                            default=DEFAULT_REPLAY_BUDGET))
     return parser
 
 
@@ -71,10 +77,10 @@ def run_simulate(args: argparse.Namespace, out: TextIO | None = None, err: TextI
         if args.explore:
             return _explore(args, out)
         if args.depth is not None:
-            raise UsageError("--depth needs --explore")
+            raise UsageError(_("--depth needs --explore"))
         return _simulate(args, out)
     except (UsageError, TraceError) as error:
-        print(f"cluster simulate: error: {error}", file=err)
+        print(_("cluster simulate: error: {error}").format(error=error), file=err)
         return 2
 
 
@@ -89,20 +95,21 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
         result = simulate(config, run_seed)
         steps += len(result.events)
         if result.violation is not None:
-            print(f"seed {run_seed}: {result.violation.name} violated after {result.violation.step} steps",
-                  file=out)
+            print(_("seed {seed}: {name} violated after {steps} steps").format(
+                seed=run_seed, name=result.violation.name, steps=result.violation.step), file=out)
             return _report_failure(result, args, out, budget)
     seconds = time.perf_counter() - started
-    print(f"no violation in {runs} run(s) from seed {seed}: {steps} steps in {seconds:.1f} s "
-          f"({steps / max(seconds, 1e-9):.0f} steps/s)", file=out)
+    print(_("no violation in {runs} run(s) from seed {seed}: {steps} steps in {seconds:.1f} s "
+            "({rate:.0f} steps/s)").format(runs=runs, seed=seed, steps=steps, seconds=seconds,
+                                           rate=steps / max(seconds, 1e-9)), file=out)
     return 0
 
 
 def _report_failure(result: RunResult, args: argparse.Namespace, out: TextIO, budget: int) -> int:
     if not args.no_shrink:
         shrunk = shrink(result, budget)
-        print(f"shrunk from {len(result.events)} to {len(shrunk.result.events)} steps "
-              f"with {shrunk.replays} replays", file=out)
+        print(_("shrunk from {before} to {after} steps with {replays} replays").format(
+            before=len(result.events), after=len(shrunk.result.events), replays=shrunk.replays), file=out)
         result = shrunk.result
     print("", file=out)
     for line in narrate(result):
@@ -112,14 +119,14 @@ def _report_failure(result: RunResult, args: argparse.Namespace, out: TextIO, bu
         print(line, file=out)
     if args.trace_out:
         write_trace(Path(args.trace_out), result)
-        print(f"trace written to {args.trace_out}; replay it with: cluster simulate --replay {args.trace_out}",
-              file=out)
+        print(_("trace written to {path}; replay it with: cluster simulate --replay {path}").format(
+            path=args.trace_out), file=out)
     return 1
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
     if args.explore:
-        raise UsageError("--replay and --explore cannot be combined; use one of them")
+        raise UsageError(_("--replay and --explore cannot be combined; use one of them"))
     trace = read_trace(Path(args.replay))
     result = replay(trace.config, trace.seed, trace.events, trace.recovery_start, strict=True)
     for line in narrate(result):
@@ -130,9 +137,17 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     recorded = trace.violation["name"] if trace.violation else None
     found = result.violation.name if result.violation else None
     if recorded != found:
-        print(f"note: the trace recorded {recorded or 'no violation'}, the replay found {found or 'none'}",
-              file=out)
+        print(_replay_mismatch(recorded, found), file=out)
     return 0 if result.violation is None else 1
+
+
+def _replay_mismatch(recorded: str | None, found: str | None) -> str:
+    # One whole sentence per case, so that a translation never joins fragments.
+    if recorded is None:
+        return _("note: the trace recorded no violation, the replay found {found}").format(found=found)
+    if found is None:
+        return _("note: the trace recorded {recorded}, the replay found none").format(recorded=recorded)
+    return _("note: the trace recorded {recorded}, the replay found {found}").format(recorded=recorded, found=found)
 
 
 def _explore(args: argparse.Namespace, out: TextIO) -> int:
@@ -140,10 +155,10 @@ def _explore(args: argparse.Namespace, out: TextIO) -> int:
     bugs = _bugs(args.bug)
     config = SimConfig(**{**_fields(EXPLORE_CONFIG), "bugs": bugs})
     result = explore(config, depth)
-    print(f"explored depth {depth}: {result.explored} states reached, {result.distinct} distinct, "
-          f"{result.seconds:.1f} s", file=out)
+    print(_("explored depth {depth}: {explored} states reached, {distinct} distinct, {seconds:.1f} s").format(
+        depth=depth, explored=result.explored, distinct=result.distinct, seconds=result.seconds), file=out)
     if result.violation is None:
-        print("no invariant violated", file=out)
+        print(_("no invariant violated"), file=out)
         return 0
     for line in narrate(result.violation):
         print(line, file=out)
@@ -171,12 +186,13 @@ def _config(args: argparse.Namespace) -> SimConfig:
 
 
 def _integer(text: str, option: str, low: int, high: int) -> int:
+    message = _("invalid {option} {value}: expected an integer from {low} to {high}")
     try:
         value = int(text)
     except ValueError:
-        raise UsageError(f"invalid {option} {text!r}: expected an integer from {low} to {high}") from None
+        raise UsageError(message.format(option=option, value=repr(text), low=low, high=high)) from None
     if not low <= value <= high:
-        raise UsageError(f"invalid {option} {value}: expected an integer from {low} to {high}")
+        raise UsageError(message.format(option=option, value=value, low=low, high=high))
     return value
 
 
@@ -186,16 +202,20 @@ def _faults(text: str) -> frozenset[str]:
     kinds = {item.strip() for item in text.split(",") if item.strip()}
     unknown = sorted(kinds - set(FAULT_KINDS))
     if unknown:
-        raise UsageError(f"invalid --faults value {', '.join(unknown)}: expected a comma-separated list of "
-                         f"{', '.join(FAULT_KINDS)}, or 'none'")
+        raise UsageError(_("invalid --faults value {unknown}: expected a comma-separated list of {kinds}, "
+                           "or 'none'").format(unknown=", ".join(unknown), kinds=", ".join(FAULT_KINDS)))
     return frozenset(kinds)
 
 
 def _bugs(text: str) -> frozenset[Bug]:
-    try:
-        return parse_bugs(text)
-    except ValueError as error:
-        raise UsageError(f"invalid --bug: {error}") from None
+    # Check the names here, because parse_bugs words its error in English and the catalog cannot translate it.
+    known = [bug.value for bug in Bug]
+    for raw in text.split(","):
+        name = raw.strip()
+        if name and name not in known:
+            raise UsageError(_("invalid --bug: unknown bug {name!r}; known bugs: {known}").format(
+                name=name, known=", ".join(known)))
+    return parse_bugs(text)
 
 
 def main(argv: list[str] | None = None) -> int:

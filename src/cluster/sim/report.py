@@ -29,6 +29,7 @@ from cluster.core.messages import (
     WriteAck,
     WriteReject,
 )
+from cluster.i18n import _
 from cluster.sim.events import SimEvent, applicable, apply_event, format_address
 from cluster.sim.runner import Runner
 from cluster.sim.scheduler import RunResult
@@ -144,6 +145,7 @@ def describe_node_event(address: tuple[str, int], event: Event) -> str:
 
 def narrate(result: RunResult, notes: bool = True) -> list[str]:
     """Replay `result` and return one numbered line per step, with what the nodes did under it."""
+    # NOTE: these step lines (and describe_event's) stay English, like the node logs.
     runner = Runner(result.config, result.seed)
     world = runner.world
     world.keep_events = True
@@ -168,7 +170,7 @@ def narrate(result: RunResult, notes: bool = True) -> list[str]:
 def format_violation(result: RunResult) -> list[str]:
     violation = result.violation
     if violation is None:
-        return ["no violation"]
-    lines = [f"{violation.name} violated after step {violation.step}:"]
+        return [_("no violation")]
+    lines = [_("{name} violated after step {step}:").format(name=violation.name, step=violation.step)]
     lines += [f"  {detail}" for detail in violation.details]
     return lines
