@@ -143,7 +143,7 @@ def test_simulate_clean_run_portuguese() -> None:
     result = _cluster(["simulate", "--runs", "1", "--steps", "200"], PORTUGUESE)
 
     assert result.returncode == 0
-    assert re.fullmatch(r"nenhuma violação em 1 execução\(ões\) a partir da seed 0: \d+ passos em \d+\.\d s "
+    assert re.fullmatch(r"nenhuma violação em 1 execução\(ões\) a partir da semente 0: \d+ passos em \d+\.\d s "
                         r"\(\d+ passos/s\)\n", result.stdout), result.stdout
 
 
@@ -153,7 +153,7 @@ def test_simulate_violation_portuguese(
     lines = result.stdout.splitlines()
 
     assert result.returncode == 1
-    assert re.fullmatch(r"seed \d+: ElectionSafetyInv violado após \d+ passos", lines[0]), lines[0]
+    assert re.fullmatch(r"semente \d+: ElectionSafetyInv violado após \d+ passos", lines[0]), lines[0]
     assert re.fullmatch(r"reduzido de \d+ para \d+ passos com \d+ reproduções", lines[1]), lines[1]
     assert any(re.fullmatch(r"ElectionSafetyInv violado após o passo \d+:", line) for line in lines)
     assert lines[-1] == f"trace gravado em {path}; reproduza-o com: cluster simulate --replay {path}"
@@ -206,7 +206,7 @@ def test_simulate_help_portuguese() -> None:
 
     text = " ".join(result.stdout.split())  # argparse wraps help to the terminal width
     assert result.returncode == 0
-    assert "Executa escalonamentos aleatórios com seed do código real do protocolo" in text
+    assert "Executa escalonamentos aleatórios com semente do código real do protocolo" in text
     assert "--trace-out FILE grava o escalonamento que falhou (reduzido) como um trace JSON" in text
 
 
