@@ -13,6 +13,7 @@ import struct
 import typing
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -300,6 +301,100 @@ def test_invalid_field(changes: dict[str, Any], field: str, reason: str) -> None
 
     assert f"invalid field {field}:" in str(caught.value)
     assert reason in str(caught.value)
+
+
+def compact_frame(document: object) -> bytes:
+    """Build a payload in the compact form that `wire.encode` writes, so decoding takes the orjson path."""
+    try:
+        body = orjson.dumps(document)
+    except orjson.JSONEncodeError:  # a lone surrogate or an integer beyond 64 bits
+        body = json.dumps(document, separators=(",", ":")).encode("ascii")
+    return bytes([wire.WIRE_VERSION]) + body
+
+
+def decode_error(payload: bytes) -> wire.ProtocolError:
+    with pytest.raises(wire.ProtocolError) as caught:
+        wire.decode_payload(payload)
+    return caught.value
+
+
+@pytest.mark.parametrize("changes", [case[1] for case in BAD_FIELDS], ids=[case[0] for case in BAD_FIELDS])
+def test_invalid_field_compact_same_error(changes: dict[str, Any]) -> None:
+    document = replicate_document(**changes)
+
+    compact = decode_error(compact_frame(document))
+    spaced = decode_error(json_frame(document))
+
+    assert type(compact) is type(spaced)
+    assert str(compact) == str(spaced)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"type":"Commit","epoch":1,"epoch":2,"commit":1}',
+        b'{"type":"Commit","epoch":1,"commit":1,"commit":1}',
+        b'{"type":"NewEpoch","term":1,"leader":1,"config":{"epoch":1,"epoch":1,"term":1,"primary":1,"backups":[]}}',
+    ],
+    ids=["top_level", "same_value", "nested_object"],
+)
+def test_compact_duplicate_key(body: bytes) -> None:
+    with pytest.raises(wire.MalformedFrame, match="duplicate key"):
+        wire.decode_payload(b"\x01" + body)
+
+
+@pytest.mark.parametrize("depth", [300, 1000, 1020])
+def test_compact_deep_nesting(depth: int) -> None:
+    body = b'{"type":"Commit","epoch":' + b"[" * depth + b"]" * depth + b',"commit":1}'
+
+    spaced = decode_error(b"\x01" + body.replace(b",", b", "))
+    compact = decode_error(b"\x01" + body)
+
+    assert type(compact) is type(spaced)
+    assert str(compact) == str(spaced)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"type":"Commit","epoch":1.0,"commit":1}', b'{"type":"Commit","epoch":-0,"commit":1}',
+     b'{"type":"Commit","epoch":18446744073709551616,"commit":1}', b'{"type":"Commit","epoch":1E2,"commit":1}',
+     b'{"type":"ClientRequest","client_id":1,"request_id":1,"lamport":1,"text":"\\u0041\\ud800"}'],
+    ids=["float", "negative_zero", "beyond_64_bits", "exponent", "escaped_surrogate"],
+)
+def test_compact_numbers_and_escapes(body: bytes) -> None:
+    assert decode_outcome(b"\x01" + body) == decode_outcome(b"\x01" + body.replace(b",", b", "))
+
+
+def decode_outcome(payload: bytes) -> object:
+    """Return the decoded message, or the type and text of the ProtocolError."""
+    try:
+        return wire.decode_payload(payload)
+    except wire.ProtocolError as error:
+        return type(error), str(error)
+
+
+@pytest.mark.parametrize("cls", ALL_TYPES, ids=lambda cls: cls.__name__)
+@settings(max_examples=20)
+@given(data=st.data())
+def test_encode_matches_json_module(cls: type, data: st.DataObject) -> None:
+    message = data.draw(message_strategy(cls))
+    table = wire._TABLES_BY_CLASS[cls]
+
+    encoded = payload(wire.encode(message))[1:]
+
+    assert json.loads(encoded) == json.loads(wire._encode_with_json(table, message))
+
+
+def test_encode_lone_surrogate() -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        wire.encode(ClientRequest(1, 1, 1, "\ud800"))
+
+
+def test_encode_int_beyond_64_bits() -> None:
+    frame = wire.encode(Commit(epoch=2**64, commit=1))
+
+    with pytest.raises(wire.InvalidField, match=r"Commit\.epoch: expected an integer from 0 to"):
+        wire.decode_payload(payload(frame))
 
 
 def test_missing_field() -> None:
