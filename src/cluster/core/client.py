@@ -167,6 +167,31 @@ class ClientSession:
             effects += self._resend_all()
         return effects
 
+    def idle_ticks(self) -> int | None:
+        """Return how many of the next `tick` calls would only count, or None when every one would.
+
+        The count stays valid until another handler runs. A driver may pass
+        that many ticks to `skip` instead of calling `tick`, and wake up only
+        for the tick after them.
+        """
+        if self.rate_per_tick is not None:
+            return 0  # every tick adds to the send budget
+        deadlines = []
+        if self.resend_at >= 0:
+            deadlines.append(self.resend_at)
+        if self.in_flight:
+            deadlines.append(self.last_progress + self.timers.client_retry)
+        if not deadlines:
+            return None
+        return max(0, min(deadlines) - self.now - 1)
+
+    def skip(self, ticks: int) -> None:
+        """Count `ticks` ticks at once, as that many `tick` calls would when `idle_ticks` allows them."""
+        idle = self.idle_ticks()
+        if ticks < 0 or (idle is not None and ticks > idle):
+            raise ValueError(f"cannot skip {ticks} ticks, only {idle} are idle")
+        self.now += ticks
+
     def handle_disconnect(self, node: int) -> list[Effect]:
         """The connection to sync node `node` closed: move on and resend after a pause."""
         if node != self.target:
