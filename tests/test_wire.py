@@ -585,3 +585,46 @@ def test_read_frame_oversize_early() -> None:
 def test_read_frame_invalid_field() -> None:
     with pytest.raises(wire.InvalidField, match=r"Replicate\.epoch"):
         read_from(with_prefix(json_frame(replicate_document(epoch=-5))))
+
+
+# --- Row builder -------------------------------------------------------------------------
+
+
+def test_decoded_entries_frozen() -> None:
+    entries = tuple(Entry(seq, 1, seq, 2, seq, f"m{seq}") for seq in range(1, 4))
+    message = Replicate(epoch=1, primary=1, prev_seq=0, entries=entries, commit=0)
+
+    decoded = wire.decode_payload(payload(wire.encode(message)))
+
+    assert isinstance(decoded, Replicate)
+    assert [type(entry) for entry in decoded.entries] == [Entry] * 3
+    assert [hash(entry) for entry in decoded.entries] == [hash(entry) for entry in entries]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.entries[0].seq = 9  # type: ignore[misc]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckedRow:
+    first: int
+    second: str
+
+    def __post_init__(self) -> None:
+        if self.first > 5:
+            raise ValueError(f"first {self.first} above 5")
+
+
+def test_row_builder_runs_post_init() -> None:
+    build = wire._row_builder(CheckedRow, ["first", "second"])
+    rows: list[list[Any]] = [[1, "a"], [9, "b"]]
+
+    with pytest.raises(ValueError, match="first 9 above 5"):
+        build(rows, list(zip(*rows, strict=True)))
+
+
+def test_row_builder_sets_slots() -> None:
+    build = wire._row_builder(Entry, [field.name for field in dataclasses.fields(Entry)])
+    rows: list[list[Any]] = [[1, 2, 3, 4, 5, "a"], [6, 7, 8, 9, 10, "b"]]
+
+    built = build(rows, list(zip(*rows, strict=True)))
+
+    assert built == (Entry(1, 2, 3, 4, 5, "a"), Entry(6, 7, 8, 9, 10, "b"))

@@ -24,6 +24,7 @@ one that `json` and the full field checks give.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import enum
 import itertools
@@ -412,9 +413,41 @@ def _fast_row_decoder(cls: type) -> FastDecoder:
             return None
         if not all(_plain_texts(columns[i]) for i in str_columns):
             return None
-        return tuple(itertools.starmap(cls, value))
+        return build(value, columns)
 
+    build = _row_builder(cls, names)
     return decode_rows
+
+
+def _row_builder(cls: type, names: list[str]) -> Callable[[list[list[Any]], list[tuple[Any, ...]]], tuple[Any, ...]]:
+    """Return a function that makes one `cls` instance per row, given the rows and their columns.
+
+    For a slotted dataclass without `__post_init__`, the function sets each
+    slot a column at a time, as the generated `__init__` would one instance at
+    a time, which takes about half the time for a batch of entries. The class
+    keeps its own `__setattr__`, so a frozen instance stays frozen.
+    """
+    fields = dataclasses.fields(cls)
+    slots = [cls.__dict__.get(name) for name in names]
+    plain = (
+        "__slots__" in cls.__dict__
+        and not hasattr(cls, "__post_init__")
+        and all(field.init for field in fields)
+        and all(type(slot) is types.MemberDescriptorType for slot in slots)
+    )
+    if not plain:
+        return lambda rows, _columns: tuple(itertools.starmap(cls, rows))
+
+    setters = [cast(types.MemberDescriptorType, slot).__set__ for slot in slots]
+    new = object.__new__
+
+    def build(rows: list[list[Any]], columns: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+        instances: list[Any] = [new(cls) for _ in rows]
+        for set_slot, column in zip(setters, columns, strict=True):
+            collections.deque(map(set_slot, instances, column), maxlen=0)
+        return tuple(instances)
+
+    return build
 
 
 def _fast_decoder(cls: type) -> FastDecoder | None:
