@@ -628,3 +628,14 @@ def test_row_builder_sets_slots() -> None:
     built = build(rows, list(zip(*rows, strict=True)))
 
     assert built == (Entry(1, 2, 3, 4, 5, "a"), Entry(6, 7, 8, 9, 10, "b"))
+
+
+def test_decoded_message_frozen() -> None:
+    message = ClientRequest(client_id=3, request_id=4, lamport=5, text="hello")
+
+    decoded = wire.decode_payload(payload(wire.encode(message)))
+
+    assert type(decoded) is ClientRequest
+    assert hash(decoded) == hash(message)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.text = "changed"  # type: ignore[misc]

@@ -419,6 +419,25 @@ def _fast_row_decoder(cls: type) -> FastDecoder:
     return decode_rows
 
 
+def _slot_setters(cls: type, names: list[str]) -> list[Callable[[Any, Any], None]] | None:
+    """Return the setter of each slot named in `names`, or None unless `cls` may be built slot by slot.
+
+    That is the case for a slotted dataclass without `__post_init__` whose fields
+    are all `__init__` parameters, because its generated `__init__` only sets
+    each slot with object.__setattr__.
+    """
+    slots = [cls.__dict__.get(name) for name in names]
+    plain = (
+        "__slots__" in cls.__dict__
+        and not hasattr(cls, "__post_init__")
+        and all(field.init for field in dataclasses.fields(cls))
+        and all(type(slot) is types.MemberDescriptorType for slot in slots)
+    )
+    if not plain:
+        return None
+    return [cast(types.MemberDescriptorType, slot).__set__ for slot in slots]
+
+
 def _row_builder(cls: type, names: list[str]) -> Callable[[list[list[Any]], list[tuple[Any, ...]]], tuple[Any, ...]]:
     """Return a function that makes one `cls` instance per row, given the rows and their columns.
 
@@ -427,18 +446,9 @@ def _row_builder(cls: type, names: list[str]) -> Callable[[list[list[Any]], list
     a time, which takes about half the time for a batch of entries. The class
     keeps its own `__setattr__`, so a frozen instance stays frozen.
     """
-    fields = dataclasses.fields(cls)
-    slots = [cls.__dict__.get(name) for name in names]
-    plain = (
-        "__slots__" in cls.__dict__
-        and not hasattr(cls, "__post_init__")
-        and all(field.init for field in fields)
-        and all(type(slot) is types.MemberDescriptorType for slot in slots)
-    )
-    if not plain:
+    setters = _slot_setters(cls, names)
+    if setters is None:
         return lambda rows, _columns: tuple(itertools.starmap(cls, rows))
-
-    setters = [cast(types.MemberDescriptorType, slot).__set__ for slot in slots]
     new = object.__new__
 
     def build(rows: list[list[Any]], columns: list[tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -483,9 +493,21 @@ def _fast_decoder(cls: type) -> FastDecoder | None:
             checks.append(f"{value} is not None")
         else:
             return None
-    arguments = ", ".join(f"value{position}" for position in range(len(names)))
     condition = " and ".join(checks) or "True"
-    lines.append(f"    return cls({arguments}) if {condition} else None")
+    lines.append(f"    if not ({condition}):")
+    lines.append("        return None")
+    setters = _slot_setters(cls, names)
+    if setters is None:
+        arguments = ", ".join(f"value{position}" for position in range(len(names)))
+        lines.append(f"    return cls({arguments})")
+    else:
+        # Setting the slots directly takes about half the time of the generated `__init__`.
+        namespace["new"] = object.__new__
+        lines.append("    message = new(cls)")
+        for position, set_slot in enumerate(setters):
+            namespace[f"set{position}"] = set_slot
+            lines.append(f"    set{position}(message, value{position})")
+        lines.append("    return message")
     exec("\n".join(lines), namespace)  # the source contains only the field names and the names above
     return cast(FastDecoder, namespace["decode"])
 
