@@ -136,8 +136,6 @@ class ClientRuntime:
         self._apply(self.session.send_request())
         self._schedule_tick()
         await self.finished.wait()
-        if self.tick_handle is not None:
-            self.tick_handle.cancel()
         for task in list(self.tasks):
             task.cancel()
         for transport in self.transports.values():
@@ -145,6 +143,8 @@ class ClientRuntime:
         if self.flush_handle is not None:
             self.flush_handle.cancel()
         self._flush()
+        if self.tick_handle is not None:
+            self.tick_handle.cancel()
 
         elapsed = time.monotonic() - started
         logger.info("client %d: %d of %d acknowledged in %.2f s", self.client_id, self.session.acked,
@@ -163,9 +163,8 @@ class ClientRuntime:
                 self.log.write(effect.name, effect.fields)
                 if effect.name == "acked":
                     self.new_acks += 1
-        if effects and self.flush_handle is None:
+        if self.flush_handle is None:
             self.flush_handle = asyncio.get_running_loop().call_soon(self._flush)
-        self._schedule_tick()
         if self.session.done:
             self.finished.set()
 
@@ -185,7 +184,8 @@ class ClientRuntime:
 
         Then write the log lines of this iteration to the file and report the
         new acknowledgements, so readers of the log see each line within one
-        event loop iteration.
+        event loop iteration. Last, set the tick timer for the session state
+        that the events of this iteration left.
         """
         self.flush_handle = None
         outbox, self.outbox = self.outbox, {}
@@ -200,6 +200,7 @@ class ClientRuntime:
             if self.on_ack is not None:
                 self.on_ack(self.new_acks)
             self.new_acks = 0
+        self._schedule_tick()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
