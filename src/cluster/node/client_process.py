@@ -254,8 +254,9 @@ class ClientRuntime:
     def _clock_ticks(self) -> int:
         """Return the number of whole ticks since the start, by the loop clock."""
         elapsed = asyncio.get_running_loop().time() - self.tick_origin
-        # The loop may run a timer a clock resolution early, so allow a thousandth of a tick.
-        return int(elapsed / TICK_SECONDS + 1e-3)
+        # A loop may run a timer up to its clock resolution early (1 ms for
+        # libuv-based loops), so a tick counts from half a millisecond before.
+        return int((elapsed + 0.0005) / TICK_SECONDS)
 
     def _catch_up(self) -> None:
         """Count the ticks that passed, up to the first that acts, so handlers see the current tick."""
