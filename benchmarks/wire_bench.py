@@ -1,4 +1,4 @@
-"""Measure frames per second for encoding plus decoding of two typical frames.
+"""Measure frames per second for encoding plus decoding of typical frames.
 
 Run from the repository root with the package installed:
 
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from cluster import wire
-from cluster.core.messages import ClientRequest, Entry, Replicate
+from cluster.core.messages import ClientReply, ClientRequest, Entry, Replicate, ReplyStatus
 
 MEASURE_SECONDS = 1.0
 
@@ -58,6 +58,7 @@ def main() -> None:
     )
     measure("Replicate, 256 entries", Replicate(3, 1, 999, entries, 998))
     measure("ClientRequest", ClientRequest(3, 17, 4242, "hello, cluster"))
+    measure("ClientReply", ClientReply(ReplyStatus.OK, 3, 17, 123_456, 7, 4243, 1, 0))
 
 
 if __name__ == "__main__":

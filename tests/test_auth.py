@@ -81,6 +81,46 @@ def test_seal_matches_frame_tag() -> None:
     assert tag == auth.frame_tag(KEY_A, acceptor.challenge, 1, envelope(HARMLESS))
 
 
+def test_python_hmac_same_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without OpenSSL's HMAC object the hmac module tags frames, and both ends still agree."""
+    acceptor, openssl_connector = connect()
+    monkeypatch.setattr(auth, "_openssl_hmac_new", None)
+    python_acceptor, python_connector = connect()
+
+    sealed = envelope(python_connector.seal(HARMLESS))
+
+    assert sealed[10:42] == auth.frame_tag(KEY_A, python_acceptor.challenge, 1, envelope(HARMLESS))
+    assert python_acceptor.receive_data(sealed) == envelope(HARMLESS)
+    assert acceptor.receive_data(envelope(openssl_connector.seal(HARMLESS))) == envelope(HARMLESS)
+
+
+OPEN_CONNECTION_REJECTS = [
+    ("empty", b"", RejectReason.MALFORMED, "empty frame"),
+    ("no_kind", b"\x02", RejectReason.MALFORMED, "ends before its kind byte"),
+    ("untagged", envelope(HARMLESS), RejectReason.MISSING_TAG, "untagged message frame"),
+    ("other_version", b"\x07\x04" + bytes(60), RejectReason.MALFORMED, "unsupported peer frame version 7"),
+    ("unknown_kind", b"\x02\x09" + bytes(60), RejectReason.MALFORMED, "unknown peer frame kind 9"),
+    ("hello_again", b"\x02\x03" + bytes(60), RejectReason.BAD_HELLO, "hello repeated"),
+    ("open_again", b"\x02\x01" + bytes(16), RejectReason.MALFORMED, "OPEN frame on an open connection"),
+    ("truncated_data", b"\x02\x04" + bytes(39), RejectReason.MALFORMED, "DATA frame of 41 bytes is truncated"),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "message"),
+    [case[1:] for case in OPEN_CONNECTION_REJECTS],
+    ids=[case[0] for case in OPEN_CONNECTION_REJECTS],
+)
+def test_open_connection_rejects(data: bytes, reason: RejectReason, message: str) -> None:
+    acceptor, _connector = connect()
+
+    with pytest.raises(AuthError) as caught:
+        acceptor.receive_data(data)
+
+    assert caught.value.reason is reason
+    assert message in str(caught.value)
+
+
 def test_untagged_frame_rejected() -> None:
     acceptor, _connector = connect()
 

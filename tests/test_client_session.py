@@ -281,3 +281,80 @@ def test_rate_paces_new_messages() -> None:
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="rate"):
         ClientSession(1, [1], ["m"], rate_per_tick=0)
+
+
+# --- Idle ticks -----------------------------------------------------------------------
+
+
+def idle_then_tick(client: ClientSession) -> list[Effect]:
+    """Skip every idle tick, then run the tick that acts."""
+    idle = client.idle_ticks()
+    assert idle is not None
+    client.skip(idle)
+    return client.tick()
+
+
+IDLE_CASES: dict[str, tuple[Callable[[ClientSession], object], int]] = {
+    "timeout": (lambda client: None, TIMERS.client_retry - 1),
+    "after_ack": (lambda client: (tick(client, 10), client.handle_client_reply(1, ok(1, 0))),
+                  TIMERS.client_retry - 1),
+    "retry": (lambda client: client.handle_client_reply(1, reply(ReplyStatus.RETRY)), TIMERS.client_backoff - 1),
+    "disconnect": (lambda client: client.handle_disconnect(1), TIMERS.client_backoff - 1),
+    "out_of_order": (lambda client: client.handle_client_reply(1, reply(ReplyStatus.OUT_OF_ORDER, 2, expected=1)), 0),
+}
+
+
+@pytest.mark.parametrize("case", IDLE_CASES)
+def test_idle_ticks_until_next_action(case: str) -> None:
+    """idle_ticks counts the ticks before the one that resends or times out."""
+    client = make_client()
+    client.send_request()
+    prepare, expected = IDLE_CASES[case]
+    prepare(client)
+
+    assert client.idle_ticks() == expected
+
+
+@pytest.mark.parametrize("case", IDLE_CASES)
+def test_skip_matches_ticking(case: str) -> None:
+    """Skipping the idle ticks and running the next one has the effects of ticking one by one."""
+    prepare, expected = IDLE_CASES[case]
+    ticked, skipped = make_client(), make_client()
+    for client in (ticked, skipped):
+        client.send_request()
+        prepare(client)
+
+    one_by_one = tick(ticked, expected + 1)
+    at_once = idle_then_tick(skipped)
+
+    assert one_by_one == at_once
+    assert requests(at_once) != []
+    assert (skipped.now, skipped.target) == (ticked.now, ticked.target)
+
+
+def test_idle_ticks_none_when_nothing_pending() -> None:
+    client = make_client(texts=("a",))
+    client.send_request()
+    client.handle_client_reply(1, ok(1, 0))
+
+    assert client.done
+    assert client.idle_ticks() is None
+    client.skip(1000)
+    assert client.tick() == []
+
+
+def test_idle_ticks_zero_with_rate() -> None:
+    """A paced client adds to its send budget on every tick, so no tick is idle."""
+    client = ClientSession(1, [1, 2, 3], ["m1", "m2"], first_target=1, rate_per_tick=0.5)
+    client.send_request()
+
+    assert client.idle_ticks() == 0
+
+
+def test_skip_past_action_rejected() -> None:
+    client = make_client()
+    client.send_request()
+
+    with pytest.raises(ValueError, match=f"cannot skip {TIMERS.client_retry} ticks, only {TIMERS.client_retry - 1}"):
+        client.skip(TIMERS.client_retry)
+    assert client.now == 0

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import logging
+import math
 import multiprocessing
 import os
 import time
@@ -559,6 +562,47 @@ def test_event_log_lines(tmp_path: Path) -> None:
         {"time": 12.5, "node": 2, "event": "tick"},
     ]
     log.close()
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    color: Color
+
+
+EVENT_FIELDS = [
+    ("ints", {"request_id": 1, "seq": 2**70, "delta": -3}),
+    ("text", {"text": 'tab\t "quoted" \\ \u2028 \x01 é 日本'}),
+    ("floats", {"f": 1.5, "nan": math.nan, "inf": math.inf, "minus_inf": -math.inf, "whole": 3.0}),
+    ("constants", {"yes": True, "no": False, "none": None}),
+    ("containers", {"list": [1, (2, "b")], "dict": {"k": 1, 2: 3}, "set": {3, 1}, "empty": []}),
+    ("enums", {"color": Color.RED, "level": Level.HIGH}),
+    ("dataclass", {"point": Point(1, Color.RED)}),
+    ("other", {"path": Path("/tmp/x")}),
+    ("int_key", {1: "a", "b": 2}),
+    ("no_fields", None),
+    ("empty_fields", {}),
+    ("name \"quoted\" é", {"clé": 1}),
+]
+
+
+@pytest.mark.parametrize(("event", "fields"), EVENT_FIELDS, ids=[case[0] for case in EVENT_FIELDS])
+def test_event_log_matches_json_dumps(tmp_path: Path, event: str, fields: dict[Any, Any] | None) -> None:
+    path = tmp_path / "events.jsonl"
+    with EventLog(path, node=4, clock=lambda: 1712345678.123456) as log:
+        log.write(event, fields)
+
+    record: dict[Any, Any] = {"time": 1712345678.123456, "node": 4, "event": event, **(fields or {})}
+    expected = json.dumps(record, ensure_ascii=False, default=files._json_default) + "\n"
+    assert path.read_text(encoding="utf-8") == expected
 
 
 def test_event_log_close_flushes(tmp_path: Path) -> None:

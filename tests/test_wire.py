@@ -13,6 +13,7 @@ import struct
 import typing
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -302,6 +303,100 @@ def test_invalid_field(changes: dict[str, Any], field: str, reason: str) -> None
     assert reason in str(caught.value)
 
 
+def compact_frame(document: object) -> bytes:
+    """Build a payload in the compact form that `wire.encode` writes, so decoding takes the orjson path."""
+    try:
+        body = orjson.dumps(document)
+    except orjson.JSONEncodeError:  # a lone surrogate or an integer beyond 64 bits
+        body = json.dumps(document, separators=(",", ":")).encode("ascii")
+    return bytes([wire.WIRE_VERSION]) + body
+
+
+def decode_error(payload: bytes) -> wire.ProtocolError:
+    with pytest.raises(wire.ProtocolError) as caught:
+        wire.decode_payload(payload)
+    return caught.value
+
+
+@pytest.mark.parametrize("changes", [case[1] for case in BAD_FIELDS], ids=[case[0] for case in BAD_FIELDS])
+def test_invalid_field_compact_same_error(changes: dict[str, Any]) -> None:
+    document = replicate_document(**changes)
+
+    compact = decode_error(compact_frame(document))
+    spaced = decode_error(json_frame(document))
+
+    assert type(compact) is type(spaced)
+    assert str(compact) == str(spaced)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"type":"Commit","epoch":1,"epoch":2,"commit":1}',
+        b'{"type":"Commit","epoch":1,"commit":1,"commit":1}',
+        b'{"type":"NewEpoch","term":1,"leader":1,"config":{"epoch":1,"epoch":1,"term":1,"primary":1,"backups":[]}}',
+    ],
+    ids=["top_level", "same_value", "nested_object"],
+)
+def test_compact_duplicate_key(body: bytes) -> None:
+    with pytest.raises(wire.MalformedFrame, match="duplicate key"):
+        wire.decode_payload(b"\x01" + body)
+
+
+@pytest.mark.parametrize("depth", [300, 1000, 1020])
+def test_compact_deep_nesting(depth: int) -> None:
+    body = b'{"type":"Commit","epoch":' + b"[" * depth + b"]" * depth + b',"commit":1}'
+
+    spaced = decode_error(b"\x01" + body.replace(b",", b", "))
+    compact = decode_error(b"\x01" + body)
+
+    assert type(compact) is type(spaced)
+    assert str(compact) == str(spaced)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"type":"Commit","epoch":1.0,"commit":1}', b'{"type":"Commit","epoch":-0,"commit":1}',
+     b'{"type":"Commit","epoch":18446744073709551616,"commit":1}', b'{"type":"Commit","epoch":1E2,"commit":1}',
+     b'{"type":"ClientRequest","client_id":1,"request_id":1,"lamport":1,"text":"\\u0041\\ud800"}'],
+    ids=["float", "negative_zero", "beyond_64_bits", "exponent", "escaped_surrogate"],
+)
+def test_compact_numbers_and_escapes(body: bytes) -> None:
+    assert decode_outcome(b"\x01" + body) == decode_outcome(b"\x01" + body.replace(b",", b", "))
+
+
+def decode_outcome(payload: bytes) -> object:
+    """Return the decoded message, or the type and text of the ProtocolError."""
+    try:
+        return wire.decode_payload(payload)
+    except wire.ProtocolError as error:
+        return type(error), str(error)
+
+
+@pytest.mark.parametrize("cls", ALL_TYPES, ids=lambda cls: cls.__name__)
+@settings(max_examples=20)
+@given(data=st.data())
+def test_encode_matches_json_module(cls: type, data: st.DataObject) -> None:
+    message = data.draw(message_strategy(cls))
+    table = wire._TABLES_BY_CLASS[cls]
+
+    encoded = payload(wire.encode(message))[1:]
+
+    assert json.loads(encoded) == json.loads(wire._encode_with_json(table, message))
+
+
+def test_encode_lone_surrogate() -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        wire.encode(ClientRequest(1, 1, 1, "\ud800"))
+
+
+def test_encode_int_beyond_64_bits() -> None:
+    frame = wire.encode(Commit(epoch=2**64, commit=1))
+
+    with pytest.raises(wire.InvalidField, match=r"Commit\.epoch: expected an integer from 0 to"):
+        wire.decode_payload(payload(frame))
+
+
 def test_missing_field() -> None:
     document = replicate_document()
     del document["commit"]
@@ -490,3 +585,57 @@ def test_read_frame_oversize_early() -> None:
 def test_read_frame_invalid_field() -> None:
     with pytest.raises(wire.InvalidField, match=r"Replicate\.epoch"):
         read_from(with_prefix(json_frame(replicate_document(epoch=-5))))
+
+
+# --- Row builder -------------------------------------------------------------------------
+
+
+def test_decoded_entries_frozen() -> None:
+    entries = tuple(Entry(seq, 1, seq, 2, seq, f"m{seq}") for seq in range(1, 4))
+    message = Replicate(epoch=1, primary=1, prev_seq=0, entries=entries, commit=0)
+
+    decoded = wire.decode_payload(payload(wire.encode(message)))
+
+    assert isinstance(decoded, Replicate)
+    assert [type(entry) for entry in decoded.entries] == [Entry] * 3
+    assert [hash(entry) for entry in decoded.entries] == [hash(entry) for entry in entries]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.entries[0].seq = 9  # type: ignore[misc]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckedRow:
+    first: int
+    second: str
+
+    def __post_init__(self) -> None:
+        if self.first > 5:
+            raise ValueError(f"first {self.first} above 5")
+
+
+def test_row_builder_runs_post_init() -> None:
+    build = wire._row_builder(CheckedRow, ["first", "second"])
+    rows: list[list[Any]] = [[1, "a"], [9, "b"]]
+
+    with pytest.raises(ValueError, match="first 9 above 5"):
+        build(rows, list(zip(*rows, strict=True)))
+
+
+def test_row_builder_sets_slots() -> None:
+    build = wire._row_builder(Entry, [field.name for field in dataclasses.fields(Entry)])
+    rows: list[list[Any]] = [[1, 2, 3, 4, 5, "a"], [6, 7, 8, 9, 10, "b"]]
+
+    built = build(rows, list(zip(*rows, strict=True)))
+
+    assert built == (Entry(1, 2, 3, 4, 5, "a"), Entry(6, 7, 8, 9, 10, "b"))
+
+
+def test_decoded_message_frozen() -> None:
+    message = ClientRequest(client_id=3, request_id=4, lamport=5, text="hello")
+
+    decoded = wire.decode_payload(payload(wire.encode(message)))
+
+    assert type(decoded) is ClientRequest
+    assert hash(decoded) == hash(message)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.text = "changed"  # type: ignore[misc]

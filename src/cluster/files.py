@@ -24,6 +24,7 @@ import enum
 import fcntl
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -609,13 +610,39 @@ def _json_default(value: object) -> object:
 
 _EVENT_KEYS = frozenset({"time", "node", "event"})
 
+# Writes a field value as json.dumps(value, ensure_ascii=False, default=_json_default) does.
+_VALUE_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_json_default)
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _format_float(value: float) -> str:
+    """Write `value` as json.dumps does: the shortest repr, or NaN, Infinity and -Infinity."""
+    if math.isfinite(value):
+        return float.__repr__(value)
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+# The json.dumps text of a value, for each of these exact types. Subclasses
+# such as enums, and every other type, go through `_VALUE_ENCODER`.
+_FORMATTERS: dict[type, Callable[[Any], str]] = {
+    int: int.__repr__,
+    str: _encode_string,
+    float: _format_float,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda _value: "null",
+}
+
 
 class EventLog:
     """An append-only JSON lines log of protocol events, for diagnostics.
 
-    Each line is `{"time": <unix seconds>, "node": <id>, "event": <name>, ...fields}`.
-    Lines are buffered and written on `flush()` and `close()`. They are never
-    fsynced, so a crash can lose the last ones.
+    Each line is `{"time": <unix seconds>, "node": <id>, "event": <name>, ...fields}`,
+    byte for byte as `json.dumps(record, ensure_ascii=False)` writes it, so
+    readers may also search the text for `"event": "<name>"`. Lines are
+    buffered and written on `flush()` and `close()`, or when the buffer of the
+    file fills. They are never fsynced, so a crash can lose the last ones.
     """
 
     def __init__(
@@ -625,17 +652,37 @@ class EventLog:
         self.node = node
         self._clock = clock
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._node_part = f', "node": {_VALUE_ENCODER.encode(node)}, "event": '
+        self._key_parts: dict[str, str] = {}  # field name -> its text with the separators before and after
 
     def write(self, event: str, fields: dict[str, Any] | None = None) -> None:
         """Buffer one event line. Raise ValueError when a field is named time, node or event."""
-        record: dict[str, Any] = {"time": self._clock(), "node": self.node, "event": event}
+        now = self._clock()
+        parts = ['{"time": ', _format_float(now), self._node_part, _encode_string(event)]
         if fields:
-            clashes = _EVENT_KEYS.intersection(fields)
-            if clashes:
+            if not _EVENT_KEYS.isdisjoint(fields):
+                clashes = _EVENT_KEYS.intersection(fields)
                 raise ValueError(f"event field names {sorted(clashes)} are reserved")
-            record.update(fields)
-        line = json.dumps(record, ensure_ascii=False, default=_json_default)
-        self._file.write(line + "\n")
+            formatters = _FORMATTERS
+            key_parts = self._key_parts
+            for key, value in fields.items():
+                key_part = key_parts.get(key)
+                if key_part is None:
+                    if type(key) is not str:
+                        self._write_record(now, event, fields)
+                        return
+                    key_part = key_parts[key] = f", {_encode_string(key)}: "
+                format_value = formatters.get(type(value))
+                parts.append(key_part)
+                parts.append(_VALUE_ENCODER.encode(value) if format_value is None else format_value(value))
+        parts.append("}\n")
+        self._file.write("".join(parts))
+
+    def _write_record(self, now: float, event: str, fields: dict[Any, Any]) -> None:
+        """Write a line whose field names are not all strings, which json.dumps converts or rejects."""
+        record: dict[Any, Any] = {"time": now, "node": self.node, "event": event}
+        record.update(fields)
+        self._file.write(json.dumps(record, ensure_ascii=False, default=_json_default) + "\n")
 
     def flush(self) -> None:
         self._file.flush()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from cluster.core.effects import Effect, Event, Send
 from cluster.core.messages import ClientReply, ClientRequest, ReplyStatus
@@ -25,13 +24,6 @@ from cluster.core.timers import Timers
 logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 32
-
-
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    request_id: int
-    lamport: int
-    text: str
 
 
 class ClientSession:
@@ -61,7 +53,8 @@ class ClientSession:
 
         self.clock = 0
         self.next_request_id = 1
-        self.in_flight: dict[int, InFlight] = {}
+        # Every sent and unacknowledged request by request id, in the order sent.
+        self.in_flight: dict[int, ClientRequest] = {}
         self.target = first_target if first_target in self.sync_ids else self.sync_ids[0]
         self.now = 0
         self.last_progress = 0  # tick of the last acknowledgement or change of target
@@ -82,6 +75,11 @@ class ClientSession:
     def send_request(self) -> list[Effect]:
         """Fill the window with new messages, each with the next request id and timestamp."""
         effects: list[Effect] = []
+        self._fill_window(effects)
+        return effects
+
+    def _fill_window(self, effects: list[Effect]) -> None:
+        """Append the effects of `send_request` to `effects`."""
         while self.queue and len(self.in_flight) < self.window and self.resend_at < 0:
             if self.rate_per_tick is not None:
                 if self.send_budget < 1:
@@ -89,22 +87,18 @@ class ClientSession:
                 self.send_budget -= 1
             text = self.queue.popleft()
             self.clock += 1
-            message = InFlight(self.next_request_id, self.clock, text)
+            request_id = self.next_request_id
             self.next_request_id += 1
-            self.in_flight[message.request_id] = message
-            effects.append(Event("sent", {"request_id": message.request_id, "lamport": message.lamport,
-                                          "text": message.text}))
-            effects.append(self._send(message))
-        return effects
-
-    def _send(self, message: InFlight) -> Send:
-        request = ClientRequest(self.client_id, message.request_id, message.lamport, message.text)
-        return Send("sync", self.target, request)
+            request = ClientRequest(self.client_id, request_id, self.clock, text)
+            self.in_flight[request_id] = request
+            effects.append(Event("sent", {"request_id": request_id, "lamport": self.clock, "text": text}))
+            effects.append(Send("sync", self.target, request))
 
     def _resend_all(self) -> list[Effect]:
         self.resend_at = -1
-        effects: list[Effect] = [self._send(message) for message in self.in_flight.values()]
-        return effects + self.send_request()
+        effects: list[Effect] = [Send("sync", self.target, request) for request in self.in_flight.values()]
+        self._fill_window(effects)
+        return effects
 
     def _switch_target(self, hint: int) -> None:
         self.last_progress = self.now
@@ -143,8 +137,7 @@ class ClientSession:
         return []
 
     def _acknowledge(self, reply: ClientReply) -> list[Effect]:
-        message = self.in_flight.pop(reply.request_id, None)
-        if message is None:
+        if self.in_flight.pop(reply.request_id, None) is None:
             return []  # a second answer to a resent message
         self.clock = max(self.clock, reply.lamport) + 1
         self.acked += 1
@@ -153,7 +146,8 @@ class ClientSession:
             Event("acked", {"request_id": reply.request_id, "seq": reply.seq, "term": reply.term,
                             "lamport": reply.lamport}),
         ]
-        return effects + self.send_request()
+        self._fill_window(effects)
+        return effects
 
     # --- Timers and connections -----------------------------------------------------
 
@@ -165,13 +159,38 @@ class ClientSession:
         if self.rate_per_tick is not None:
             self.send_budget = min(self.send_budget + self.rate_per_tick, float(self.window))
             if self.send_budget >= 1 and self.resend_at < 0:
-                effects += self.send_request()
+                self._fill_window(effects)
         if self.in_flight and self.now - self.last_progress >= self.timers.client_retry:
             logger.info("client %d: nothing acknowledged by sync %d in time, trying the next node",
                         self.client_id, self.target)
             self._switch_target(0)
             effects += self._resend_all()
         return effects
+
+    def idle_ticks(self) -> int | None:
+        """Return how many of the next `tick` calls would only count, or None when every one would.
+
+        The count stays valid until another handler runs. A driver may pass
+        that many ticks to `skip` instead of calling `tick`, and wake up only
+        for the tick after them.
+        """
+        if self.rate_per_tick is not None:
+            return 0  # every tick adds to the send budget
+        deadlines = []
+        if self.resend_at >= 0:
+            deadlines.append(self.resend_at)
+        if self.in_flight:
+            deadlines.append(self.last_progress + self.timers.client_retry)
+        if not deadlines:
+            return None
+        return max(0, min(deadlines) - self.now - 1)
+
+    def skip(self, ticks: int) -> None:
+        """Count `ticks` ticks at once, as that many `tick` calls would when `idle_ticks` allows them."""
+        idle = self.idle_ticks()
+        if ticks < 0 or (idle is not None and ticks > idle):
+            raise ValueError(f"cannot skip {ticks} ticks, only {idle} are idle")
+        self.now += ticks
 
     def handle_disconnect(self, node: int) -> list[Effect]:
         """The connection to sync node `node` closed: move on and resend after a pause."""

@@ -50,12 +50,18 @@ import os
 import re
 import secrets
 import struct
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from cluster.wire import MAX_FRAME_BYTES, WIRE_VERSION, ProtocolError
+
+_openssl_hmac_new: Callable[..., Any] | None
+try:
+    from _hashlib import hmac_new as _openssl_hmac_new
+except ImportError:  # a Python built without OpenSSL
+    _openssl_hmac_new = None
 
 PEER_WIRE_VERSION = 2
 NONCE_BYTES = 16
@@ -90,6 +96,9 @@ class FrameKind(enum.IntEnum):
     HELLO = 3
     DATA = 4
 
+
+# The version and kind bytes that start every DATA frame.
+_DATA_HEADER = bytes((PEER_WIRE_VERSION, FrameKind.DATA))
 
 class RejectReason(enum.Enum):
     """The reason a peer connection failed authentication; the values name the counters."""
@@ -264,7 +273,14 @@ def frame_tag(key: bytes, challenge: bytes, sequence: int, payload: bytes) -> by
 
 
 def _data_hasher(key: bytes, challenge: bytes) -> Any:
-    """Return an HMAC object already fed the label and challenge; `.copy()` it per frame."""
+    """Return an HMAC object already fed the label and challenge; `.copy()` it per frame.
+
+    With OpenSSL this is the C object that `hmac.HMAC` wraps. Its copy, update
+    and digest skip a Python call each, which saves about a fifth of the time
+    to seal and check a small frame (measured like benchmarks/auth_bench.py).
+    """
+    if _openssl_hmac_new is not None:
+        return _openssl_hmac_new(key, _DATA_LABEL + challenge, digestmod="sha256")
     return hmac.new(key, _DATA_LABEL + challenge, hashlib.sha256)
 
 
@@ -431,14 +447,13 @@ class Acceptor:
 
     def receive_data(self, envelope: bytes) -> bytes:
         """Verify one DATA frame and return its payload (a message frame without the length prefix)."""
-        kind = _kind(envelope)
-        if self._hasher is None:
-            raise AuthError(RejectReason.BAD_HELLO, f"{kind.name} frame before the hello")
-        if kind is FrameKind.HELLO:
-            raise AuthError(RejectReason.BAD_HELLO, "hello repeated on an open connection")
-        if kind is not FrameKind.DATA:
-            raise AuthError(RejectReason.MALFORMED, f"{kind.name} frame on an open connection")
-        raw_sequence, tag, payload = _fields(envelope, kind, (SEQUENCE_BYTES, TAG_BYTES), rest=True)
+        if self._hasher is None or envelope[:2] != _DATA_HEADER:
+            self._reject_header(envelope)
+        if len(envelope) < DATA_OVERHEAD_BYTES:
+            raise AuthError(RejectReason.MALFORMED, f"DATA frame of {len(envelope)} bytes is truncated")
+        raw_sequence = envelope[2 : 2 + SEQUENCE_BYTES]
+        tag = envelope[2 + SEQUENCE_BYTES : DATA_OVERHEAD_BYTES]
+        payload = envelope[DATA_OVERHEAD_BYTES:]
         hasher = self._hasher.copy()
         hasher.update(raw_sequence)
         hasher.update(payload)
@@ -456,6 +471,15 @@ class Acceptor:
             )
         self.last_sequence = sequence
         return payload
+
+    def _reject_header(self, envelope: bytes) -> NoReturn:
+        """Raise the AuthError for a frame that is not a DATA frame after the hello."""
+        kind = _kind(envelope)
+        if self._hasher is None:
+            raise AuthError(RejectReason.BAD_HELLO, f"{kind.name} frame before the hello")
+        if kind is FrameKind.HELLO:
+            raise AuthError(RejectReason.BAD_HELLO, "hello repeated on an open connection")
+        raise AuthError(RejectReason.MALFORMED, f"{kind.name} frame on an open connection")
 
 
 class Connector:
@@ -505,8 +529,8 @@ class Connector:
         hasher = self._hasher.copy()
         hasher.update(raw_sequence)
         hasher.update(payload)
-        header = _LENGTH.pack(2 + SEQUENCE_BYTES + TAG_BYTES + len(payload))
-        return b"".join((header, bytes((PEER_WIRE_VERSION, FrameKind.DATA)), raw_sequence, hasher.digest(), payload))
+        header = _LENGTH.pack(DATA_OVERHEAD_BYTES + len(payload))
+        return b"".join((header, _DATA_HEADER, raw_sequence, hasher.digest(), payload))
 
 
 def _preview(value: str) -> str:
