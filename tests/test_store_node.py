@@ -589,6 +589,23 @@ def test_restart_rebuilds_client_marks() -> None:
     assert node.marks == {4: {7: ClientMark(4, 7, 1, 1, 10)}}
 
 
+def test_restart_keeps_recent_marks_only() -> None:
+    """Rebuilt marks hold each client's last RECENT_MARKS requests in log order, as appends leave them."""
+    log = []
+    for seq in range(1, 501):
+        client = 1 + seq % 3 if seq <= 400 else 4  # client 4 writes only at the end
+        log.append(Entry(seq, 1, 10 * seq, client, seq, f"message {seq}"))
+    appended = make_store(1)
+    appended._append(log)
+
+    node = restarted(1, OLD, log, commit=len(log))
+
+    assert node.marks == appended.marks
+    for client, marks in node.marks.items():
+        assert list(marks) == sorted(marks)
+        assert len(marks) == min(store_node.RECENT_MARKS, sum(1 for e in log if e.client_id == client))
+
+
 def test_restart_commit_beyond_log() -> None:
     """A commit index longer than the log is rejected at construction."""
     with pytest.raises(ValueError, match="commit index 3 exceeds log length 2"):

@@ -544,8 +544,22 @@ class StoreNode:
             del marks[next(iter(marks))]
 
     def _rebuild_marks(self) -> None:
+        """Rebuild the marks of each client's last `RECENT_MARKS` requests from the log.
+
+        A restarted node can hold millions of entries, so the log is read from
+        the end and a mark is built only for the requests that are kept.
+        """
+        latest: dict[int, dict[int, Entry]] = {}  # client -> request id -> entry, newest first
+        for entry in reversed(self.log):
+            recent = latest.get(entry.client_id)
+            if recent is None:
+                recent = latest[entry.client_id] = {}
+            if len(recent) < RECENT_MARKS and entry.request_id not in recent:
+                recent[entry.request_id] = entry
         self.marks = {}
-        for entry in self.log:
+        for entry in sorted(
+            (entry for recent in latest.values() for entry in recent.values()), key=lambda entry: entry.seq
+        ):
             self._mark(entry)
 
     def _reject(self, reason: RejectReason) -> WriteReject:

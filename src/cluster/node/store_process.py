@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ from cluster.core.dispatch import dispatch_store
 from cluster.core.effects import AppendLog, CommitLog, Effect, PersistState
 from cluster.core.messages import StatusReply
 from cluster.core.store_node import StoreNode
-from cluster.files import BackupFile, DataFileError, StateFile, WriteAheadLog, backup_path, store_state_path, wal_path
+from cluster.files import BackupFile, StateFile, WriteAheadLog, backup_path, store_state_path, wal_path
 from cluster.node.runtime import NodeRuntime
 from cluster.node.settings import NodeSettings
 from cluster.wire import Message
@@ -27,23 +28,21 @@ class StoreRuntime(NodeRuntime):
         self.wal = WriteAheadLog(wal_path(data_dir, self.node_id))
         self.backup = BackupFile(backup_path(data_dir, self.node_id))
         log = self.wal.load()
-        committed = self.backup.load()
-        if len(committed) > len(log) or log[: len(committed)] != committed:
-            raise DataFileError(
-                backup_path(data_dir, self.node_id),
-                f"is not a prefix of {wal_path(data_dir, self.node_id)}; "
-                "the node's files disagree, so remove both to let it catch up from the primary",
-            )
+        committed = self.backup.load_prefix_of(self.wal, log)
 
         store_ids = list(range(1, len(settings.store_nodes) + 1))
         self.node = StoreNode(
             self.node_id, store_ids, bugs=settings.bugs, persisted=self.state_file.load(),
-            log=log, commit=len(committed),
+            log=log, commit=committed,
         )
+        # The replayed log can be millions of objects that live as long as the
+        # process. Moving them out of the collector's generations keeps each
+        # full collection from walking all of them again.
+        gc.freeze()
         if log:
             logger.info(
                 "store %d: recovered epoch %d, %d entries, %d committed",
-                self.node_id, self.node.epoch, len(log), len(committed),
+                self.node_id, self.node.epoch, len(log), committed,
             )
 
         for peer, address in enumerate(settings.sync_nodes, start=1):
