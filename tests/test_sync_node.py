@@ -465,6 +465,29 @@ def test_heartbeat_resets_election_timer() -> None:
     assert node.leader_id == 1
 
 
+def test_slow_leader_heartbeats_on_time() -> None:
+    """A leader whose ticks arrive late counts the elapsed periods, so its heartbeats keep their interval."""
+    node = make_node()
+    elect(node)
+    node.tick()  # the election's own heartbeats restart the interval
+
+    effects = node.tick(elapsed=TIMERS.heartbeat_interval)
+
+    assert [send.node for send in sent(effects, Heartbeat)] == [2, 3, 4, 5]
+
+
+def test_follower_counts_calls_not_elapsed() -> None:
+    """A follower's election timer advances one tick per call, however long the call was delayed."""
+    node = make_node(node_id=2)
+    timeout = node.election_timeout
+
+    for _ in range(timeout - 1):
+        node.tick(elapsed=TIMERS.election_timeout_max)
+
+    assert node.role is Role.FOLLOWER
+    assert node.election_elapsed == timeout - 1
+
+
 def test_heartbeat_stores_newer_config() -> None:
     """A follower stores a newer configuration from the leader before acknowledging it (docs/protocol.md)."""
     node = make_node(node_id=2)
