@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
 from cluster.core.dispatch import dispatch_store
 from cluster.core.effects import AppendLog, CommitLog, Effect, PersistState
@@ -16,6 +18,46 @@ from cluster.node.settings import NodeSettings
 from cluster.wire import Message
 
 logger = logging.getLogger(__name__)
+
+# A full garbage collection that takes longer than this is followed by gc.freeze().
+SLOW_COLLECTION_SECONDS = 0.02
+
+
+def freeze_after_slow_collections() -> Callable[[str, dict[str, Any]], None]:
+    """Freeze the survivors of every slow full collection, and return the installed gc callback.
+
+    A store node's log is one object per entry that lives as long as the
+    process, and every full collection walks all of them again. In the
+    primary failover run of benchmarks/cluster_bench.py on a 2-core machine,
+    full collections of stores holding over a million entries took up to
+    1.1 s, longer than the leader waits before it declares a store failed.
+    Frozen objects are skipped, so a later collection walks only the objects
+    created since.
+
+    NOTE: an object that is alive when frozen and later becomes part of a
+    garbage reference cycle is never freed. Slow collections are rare, so
+    few transient objects get frozen this way.
+    """
+    global _freeze_callback
+    if _freeze_callback is not None:
+        return _freeze_callback
+    started = 0.0
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        nonlocal started
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            started = time.perf_counter()
+        elif time.perf_counter() - started > SLOW_COLLECTION_SECONDS:
+            gc.freeze()
+
+    gc.callbacks.append(callback)
+    _freeze_callback = callback
+    return callback
+
+
+_freeze_callback: Callable[[str, dict[str, Any]], None] | None = None
 
 
 class StoreRuntime(NodeRuntime):
@@ -35,10 +77,8 @@ class StoreRuntime(NodeRuntime):
             self.node_id, store_ids, bugs=settings.bugs, persisted=self.state_file.load(),
             log=log, commit=committed,
         )
-        # The replayed log can be millions of objects that live as long as the
-        # process. Moving them out of the collector's generations keeps each
-        # full collection from walking all of them again.
-        gc.freeze()
+        gc.freeze()  # the replayed log, which lives as long as the process
+        freeze_after_slow_collections()
         if log:
             logger.info(
                 "store %d: recovered epoch %d, %d entries, %d committed",
