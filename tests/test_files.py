@@ -587,6 +587,49 @@ def test_fast_read_matches_strict(tmp_path: Path, line: str) -> None:
     assert read_entries(path) == [parse_entry(line, path, 1)] * 3
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 30, 64, 10_000])
+def test_fast_read_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int) -> None:
+    """Lines longer than a chunk and lines cut by a chunk boundary are read whole."""
+    monkeypatch.setattr(files, "_PARSE_CHUNK_BYTES", chunk_bytes)
+    written = [entry(seq, text="x" * (seq * 7 % 50)) for seq in range(1, 41)]
+    path = tmp_path / "store_1.wal"
+    path.write_text("".join(map(format_entry, written)), encoding="utf-8")
+
+    assert WriteAheadLog(path).load() == written
+
+
+def test_fast_read_decodes_bounded_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader never decodes much more than one chunk at a time, so a long log costs little beside its entries."""
+    monkeypatch.setattr(files, "_PARSE_CHUNK_BYTES", 100)
+    sizes: list[int] = []
+    parse_chunk = files._parse_chunk_fast
+
+    def recording(chunk: bytes, parsed: list[Entry]) -> bool:
+        sizes.append(len(chunk))
+        return parse_chunk(chunk, parsed)
+
+    monkeypatch.setattr(files, "_parse_chunk_fast", recording)
+    path = tmp_path / "store_1.wal"
+    path.write_text("".join(map(format_entry, entries(1, 50))), encoding="utf-8")
+
+    assert WriteAheadLog(path).load() == entries(1, 50)
+    assert len(sizes) > 1
+    assert max(sizes) <= 100
+    assert sum(sizes) == path.stat().st_size
+
+
+def test_fast_read_error_in_later_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "_PARSE_CHUNK_BYTES", 64)
+    path = tmp_path / "output.txt"
+    path.write_text("".join(map(format_entry, entries(1, 20))) + "21\t1\t1\t1\tx\tbad\n", encoding="utf-8")
+
+    with pytest.raises(DataFileError) as caught:
+        read_entries(path)
+
+    assert caught.value.line_number == 21
+    assert "request_id must be a non-negative decimal integer" in caught.value.reason
+
+
 @pytest.mark.parametrize("line", [
     "1\t1\t1\t1\t1\n",
     "1\t1\t1\t1\t1\ta\tb\n",

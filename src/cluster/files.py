@@ -219,39 +219,55 @@ def _scan(path: Path) -> _Scan:
 # The five number fields of a line as `_parse_lines_fast` accepts them: ASCII
 # digits only, and at most 18 of them, so no value can exceed MAX_FIELD_INT.
 _FAST_NUMBERS = re.compile(r"[0-9]{1,18}\t[0-9]{1,18}\t[0-9]{1,18}\t[0-9]{1,18}\t[0-9]{1,18}\t")
+# Bytes decoded at a time by `_parse_lines_fast`, so the decoded text and
+# its lines never take much more memory than this beside the entries.
+_PARSE_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def _parse_lines_fast(data: bytes, complete_size: int) -> list[Entry] | None:
-    """Parse the complete lines of `data` in one pass, or return None when a line needs a closer look.
+    """Parse the complete lines of `data`, or return None when a line needs a closer look.
 
     A store node replays its whole write-ahead log at start, often millions
-    of lines, so this path decodes the file once and checks each line with a
-    few string operations. It accepts only lines that `parse_entry` accepts
-    too, and returns None for any other, so that `_parse_lines_strict`
-    raises the DataFileError that names the line.
+    of lines, so this path decodes the file in chunks of whole lines and
+    checks each line with a few string operations. It accepts only lines
+    that `parse_entry` accepts too, and returns None for any other, so that
+    `_parse_lines_strict` raises the DataFileError that names the line.
     """
+    entries: list[Entry] = []
+    start = 0
+    while start < complete_size:
+        end = data.rfind(b"\n", start, min(start + _PARSE_CHUNK_BYTES, complete_size)) + 1
+        if end <= start:  # a line longer than one chunk
+            end = data.index(b"\n", start) + 1
+        if not _parse_chunk_fast(data[start:end], entries):
+            return None
+        start = end
+    return entries
+
+
+def _parse_chunk_fast(chunk: bytes, entries: list[Entry]) -> bool:
+    """Append the entries of `chunk`, which contains whole lines, and return False at the first line in doubt."""
     try:
-        text = data[:complete_size].decode("utf-8")
+        text = chunk.decode("utf-8")
     except UnicodeDecodeError:
-        return None
+        return False
     lines = text.split("\n")
     lines.pop()  # the empty string after the last newline
-    entries: list[Entry] = []
     append = entries.append
     numbers_match = _FAST_NUMBERS.match
     try:
         for line in lines:
             if numbers_match(line) is None:
-                return None
+                return False
             seq, term, lamport, client_id, request_id, text_field = line.split("\t")
             if "\r" in text_field:
-                return None
+                return False
             if "\\" in text_field:
                 text_field = unescape_text(text_field)
             append(Entry(int(seq), int(term), int(lamport), int(client_id), int(request_id), text_field))
     except ValueError:  # more than six fields, or an invalid escape
-        return None
-    return entries
+        return False
+    return True
 
 
 def _parse_lines_strict(data: bytes, complete_size: int, path: Path) -> list[Entry]:
@@ -634,7 +650,7 @@ class BackupFile(_EntryLog):
     def load_prefix_of(self, wal: WriteAheadLog, log: Sequence[Entry]) -> int:
         """Cut off a partial last line and return the number of committed entries.
 
-        `log` is what `wal.load()` returned. Both files hold the lines that
+        `log` is what `wal.load()` returned. Both files contain the lines that
         `format_entry` wrote, so the usual check compares bytes and parses
         nothing. Only when the bytes differ are the lines parsed and compared
         as entries. Raises DataFileError when the file is not a prefix of the
