@@ -119,6 +119,55 @@ def sync_commits(data_dir: Path, sync: int) -> list[tuple[float, int, int]]:
     return sorted(found)
 
 
+def sync_events(data_dir: Path, sync: int, names: frozenset[str]) -> list[tuple[float, str, dict[str, Any]]]:
+    """Return (time, event, record) of the sync nodes' events named in `names`, in time order."""
+    found: list[tuple[float, str, dict[str, Any]]] = []
+    for node in range(1, sync + 1):
+        path = events_path(data_dir, "sync", node)
+        if not path.exists():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("event") in names:
+                found.append((float(record["time"]), record["event"], record))
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+# The sync events that mark the steps of a failover, in the order they happen.
+FAILOVER_STEPS = {
+    "primary": ("store_failed", "epoch_installing", "epoch_ready"),
+    "leader": ("became_leader", "epoch_installing", "epoch_ready"),
+}
+
+
+def failover_steps(
+    events: list[tuple[float, str, dict[str, Any]]], target: str, kill: dict[str, Any],
+) -> dict[str, float]:
+    """Return the milliseconds from a kill to each step of its failover that the sync events show.
+
+    Each step is the first event of its name after the previous step, and
+    for a leader kill the election must be of a later term than the killed
+    leader's. A step that never happened is left out, and so are the later ones.
+    """
+    steps: dict[str, float] = {}
+    since = kill["time"]
+    for name in FAILOVER_STEPS[target]:
+        found = next(
+            (at for at, event, record in events
+             if event == name and at >= since and (name != "became_leader" or record["term"] > kill["term"])),
+            None,
+        )
+        if found is None:
+            break
+        steps[f"{name}_ms"] = round((found - kill["time"]) * 1000, 1)
+        since = found
+    return steps
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """Return the nearest-rank percentile of `values` (not interpolated)."""
     ordered = sorted(values)
@@ -312,6 +361,9 @@ def failover_run(
     received after a leader of a later term appended to output.txt (its
     replies leave in the same round). For the primary, it is the first
     acknowledgement of an entry past the killed primary's committed prefix.
+    Each kill also lists, under `steps`, when the sync events show the
+    failure noticed (or the new leader elected), the epoch installing and
+    the epoch ready.
     """
     data_dir = workdir / f"failover_{target}"
     cluster = BenchCluster(data_dir, clients, window, seed)
@@ -363,6 +415,10 @@ def failover_run(
             # a restarted node too, so it is kept in the kills but not in the spread.
             if kill.get("store_healthy_after_s") is not None:
                 times_ms.append(kill["failover_ms"])
+    step_events = sync_events(data_dir, 5, frozenset(FAILOVER_STEPS[target]))
+    for killed in kills:
+        if "time" in killed:
+            killed["steps"] = failover_steps(step_events, target, killed)
     terms = elections(data_dir, 5)
     leader_kills = sum(1 for kill in kills if "time" in kill) if target == "leader" else 0
     return {

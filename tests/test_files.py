@@ -489,6 +489,177 @@ def test_backup_append_reload(tmp_path: Path) -> None:
     assert BackupFile(backup.path).load() == entries(1, 3)
 
 
+def test_backup_prefix_of_wal(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path / "store_1.wal")
+    wal.load()
+    wal.apply(0, entries(1, 5))
+    backup = BackupFile(tmp_path / "backup_1.txt")
+    backup.load()
+    backup.append(entries(1, 3))
+
+    reloaded_wal = WriteAheadLog(wal.path)
+    log = reloaded_wal.load()
+    reloaded = BackupFile(backup.path)
+
+    assert reloaded.load_prefix_of(reloaded_wal, log) == 3
+    assert len(reloaded) == 3
+    reloaded.append(entries(4, 4))
+    assert BackupFile(backup.path).load() == entries(1, 4)
+
+
+def test_backup_prefix_reads_bytes_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup file that is a byte prefix of the write-ahead log is counted, not parsed again."""
+    wal = WriteAheadLog(tmp_path / "store_1.wal")
+    wal.load()
+    wal.apply(0, entries(1, 5))
+    (tmp_path / "backup_1.txt").write_text("".join(map(format_entry, entries(1, 4))), encoding="utf-8")
+    log = WriteAheadLog(wal.path).load()
+
+    def no_parse(*_args: Any) -> None:
+        raise AssertionError("the backup file was parsed")
+
+    monkeypatch.setattr(files, "_scan", no_parse)
+
+    assert BackupFile(tmp_path / "backup_1.txt").load_prefix_of(wal, log) == 4
+
+
+def test_backup_prefix_same_entries(tmp_path: Path) -> None:
+    """A backup whose lines differ in bytes but hold the same entries, e.g. with leading zeros, is accepted."""
+    wal = WriteAheadLog(tmp_path / "store_1.wal")
+    wal.load()
+    wal.apply(0, entries(1, 3))
+    path = tmp_path / "backup_1.txt"
+    path.write_text("01\t1\t10\t1\t1\tmessage 1\n", encoding="utf-8")
+
+    assert BackupFile(path).load_prefix_of(wal, entries(1, 3)) == 1
+
+
+@pytest.mark.parametrize("content", [
+    "".join(map(format_entry, entries(1, 4))),
+    format_entry(entry(1, text="message 1")) + format_entry(entry(2, term=2, text="message 2")),
+], ids=["longer", "different"])
+def test_backup_not_prefix_rejected(tmp_path: Path, content: str) -> None:
+    wal = WriteAheadLog(tmp_path / "store_1.wal")
+    wal.load()
+    wal.apply(0, entries(1, 3))
+    path = tmp_path / "backup_1.txt"
+    path.write_text(content, encoding="utf-8")
+
+    with pytest.raises(DataFileError, match="is not a prefix of"):
+        BackupFile(path).load_prefix_of(wal, entries(1, 3))
+
+
+def test_backup_prefix_partial_line_removed(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path / "store_1.wal")
+    wal.load()
+    wal.apply(0, entries(1, 3))
+    path = tmp_path / "backup_1.txt"
+    path.write_text(format_entry(entries(1, 1)[0]) + "2\t1", encoding="utf-8")
+
+    assert BackupFile(path).load_prefix_of(wal, entries(1, 3)) == 1
+    assert path.read_text(encoding="utf-8") == format_entry(entries(1, 1)[0])
+
+
+def test_wal_truncate_far_back(tmp_path: Path) -> None:
+    """A truncation finds its line across many read chunks from the end of the file."""
+    path = tmp_path / "store_1.wal"
+    first = WriteAheadLog(path)
+    first.load()
+    first.apply(0, [entry(seq, text="x" * 1000) for seq in range(1, 301)])
+    second = WriteAheadLog(path)
+    second.load()
+
+    second.apply(7, entries(8, 9, term=2))
+
+    assert len(second) == 9
+    assert WriteAheadLog(path).load() == [*(entry(seq, text="x" * 1000) for seq in range(1, 8)), *entries(8, 9, term=2)]
+
+
+@pytest.mark.parametrize("line", [
+    "1\t1\t1\t1\t1\tplain\n",
+    "1\t1\t1\t1\t1\tescaped \\t\\n\\\\ \\r\n",
+    "1\t1\t1\t1\t1\tnon-ASCII \u00e9 \U0001f600\n",
+    "0001\t1\t1\t1\t1\tleading zeros\n",
+    "1\t1\t1\t1\t9223372036854775807\t19 digits\n",
+])
+def test_fast_read_matches_strict(tmp_path: Path, line: str) -> None:
+    """The fast reader of a whole file returns what parse_entry returns for each line."""
+    path = tmp_path / "output.txt"
+    path.write_text(line * 3, encoding="utf-8")
+
+    assert read_entries(path) == [parse_entry(line, path, 1)] * 3
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 30, 64, 10_000])
+def test_fast_read_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int) -> None:
+    """Lines longer than a chunk and lines cut by a chunk boundary are read whole."""
+    monkeypatch.setattr(files, "_PARSE_CHUNK_BYTES", chunk_bytes)
+    written = [entry(seq, text="x" * (seq * 7 % 50)) for seq in range(1, 41)]
+    path = tmp_path / "store_1.wal"
+    path.write_text("".join(map(format_entry, written)), encoding="utf-8")
+
+    assert WriteAheadLog(path).load() == written
+
+
+def test_fast_read_decodes_bounded_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader never decodes much more than one chunk at a time, so a long log costs little beside its entries."""
+    monkeypatch.setattr(files, "_PARSE_CHUNK_BYTES", 100)
+    sizes: list[int] = []
+    parse_chunk = files._parse_chunk_fast
+
+    def recording(chunk: bytes, parsed: list[Entry]) -> bool:
+        sizes.append(len(chunk))
+        return parse_chunk(chunk, parsed)
+
+    monkeypatch.setattr(files, "_parse_chunk_fast", recording)
+    path = tmp_path / "store_1.wal"
+    path.write_text("".join(map(format_entry, entries(1, 50))), encoding="utf-8")
+
+    assert WriteAheadLog(path).load() == entries(1, 50)
+    assert len(sizes) > 1
+    assert max(sizes) <= 100
+    assert sum(sizes) == path.stat().st_size
+
+
+def test_fast_read_error_in_later_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "_PARSE_CHUNK_BYTES", 64)
+    path = tmp_path / "output.txt"
+    path.write_text("".join(map(format_entry, entries(1, 20))) + "21\t1\t1\t1\tx\tbad\n", encoding="utf-8")
+
+    with pytest.raises(DataFileError) as caught:
+        read_entries(path)
+
+    assert caught.value.line_number == 21
+    assert "request_id must be a non-negative decimal integer" in caught.value.reason
+
+
+@pytest.mark.parametrize("line", [
+    "1\t1\t1\t1\t1\n",
+    "1\t1\t1\t1\t1\ta\tb\n",
+    "1\t1\t+1\t1\t1\ta\n",
+    "1\t1\t1\t\u0661\t1\ta\n",
+    "1\t1\t1\t1\t99999999999999999999\ta\n",
+    "1\t1\t1\t1\t9223372036854775808\ta\n",
+    "1\t1\t1\t1\t00000000000000000001\ta\n",
+    "1\t1\t1\t1\t1\tbad \\x escape\n",
+    "1\t1\t1\t1\t1\tcrlf\r\n",
+    " 1\t1\t1\t1\t1\ta\n",
+    "1_0\t1\t1\t1\t1\ta\n",
+])
+def test_fast_read_rejects_what_strict_rejects(tmp_path: Path, line: str) -> None:
+    """A bad line after good ones raises the strict parser's error, with its line number."""
+    path = tmp_path / "output.txt"
+    path.write_text(format_entry(entry(1)) + line, encoding="utf-8")
+    with pytest.raises(DataFileError) as expected:
+        parse_entry(line, path, 2)
+
+    with pytest.raises(DataFileError) as caught:
+        read_entries(path)
+
+    assert caught.value.line_number == 2
+    assert caught.value.reason == expected.value.reason
+
+
 def test_backup_gap_rejected(tmp_path: Path) -> None:
     backup = BackupFile(tmp_path / "backup_1.txt")
     backup.load()

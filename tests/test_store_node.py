@@ -18,6 +18,7 @@ from cluster.core.bugs import Bug
 from cluster.core.dispatch import dispatch_store
 from cluster.core.effects import AppendLog, CommitLog, Effect, Event, Send
 from cluster.core.messages import (
+    MAX_TEXT_BYTES,
     CatchUp,
     CatchUpReply,
     ClientMark,
@@ -40,6 +41,7 @@ from cluster.core.messages import (
     WriteReject,
 )
 from cluster.core.store_node import StoreNode
+from cluster.wire import MAX_FRAME_BYTES, encode
 
 STORE_IDS = (1, 2, 3)
 LEADER = 9
@@ -514,6 +516,37 @@ def test_catch_up_in_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     assert nodes[3].commit == 5
 
 
+@pytest.mark.parametrize("text", ["x" * MAX_TEXT_BYTES, "\x01" * MAX_TEXT_BYTES], ids=["ascii", "escaped"])
+def test_catch_up_batches_fit_frame(text: str) -> None:
+    """EpochSync, CatchUpReply and FetchReply of the longest texts each encode to one frame."""
+    log = tuple(Entry(seq, 1, seq, 1, seq, text) for seq in range(1, 301))
+    primary = restarted(1, CONFIG, log, commit=len(log))
+    primary.handle_new_epoch(NewEpoch(2, LEADER, StoreConfig(2, 2, 1, (2,))))
+    primary.handle_epoch_sync_reply(EpochSyncReply(2, 2, True, len(log)))
+    assert primary.primary is not None and primary.primary.ready
+
+    catch_up = sent(primary.handle_catch_up(CatchUp(3, 2, 1)), CatchUpReply)
+    fetch = sent(primary.handle_fetch_entries(FetchEntries(2, LEADER, 1, len(log))), FetchReply)
+    messages = [primary._epoch_sync_message(2, 0).message, *[send.message for send in catch_up + fetch]]
+
+    assert len(messages) == 3
+    for message in messages:
+        assert 0 < len(message.entries) < len(log)
+        assert len(encode(message)) <= MAX_FRAME_BYTES
+
+
+def test_catch_up_batch_of_short_texts() -> None:
+    """A CatchUpReply of short texts carries CATCH_UP_BATCH entries."""
+    log = entries(1, store_node.CATCH_UP_BATCH + 10)
+    primary = restarted(1, CONFIG, log, commit=len(log))
+    primary.handle_new_epoch(NewEpoch(2, LEADER, StoreConfig(2, 2, 1, (2,))))
+    primary.handle_epoch_sync_reply(EpochSyncReply(2, 2, True, len(log)))
+
+    replies = sent(primary.handle_catch_up(CatchUp(3, 2, 1)), CatchUpReply)
+
+    assert [len(reply.message.entries) for reply in replies] == [store_node.CATCH_UP_BATCH]
+
+
 def test_catch_up_drops_uncommitted() -> None:
     """Catch-up replaces the node's uncommitted tail by the primary's committed entries."""
     nodes, config = catch_up_cluster()
@@ -599,6 +632,23 @@ def test_restart_rebuilds_client_marks() -> None:
     node = restarted(1, OLD, (entry(1, client=4, request_id=7),), commit=1)
 
     assert node.marks == {4: {7: ClientMark(4, 7, 1, 1, 10)}}
+
+
+def test_restart_keeps_recent_marks_only() -> None:
+    """Rebuilt marks contain each client's last RECENT_MARKS requests in log order, as appends leave them."""
+    log = []
+    for seq in range(1, 501):
+        client = 1 + seq % 3 if seq <= 400 else 4  # client 4 writes only at the end
+        log.append(Entry(seq, 1, 10 * seq, client, seq, f"message {seq}"))
+    appended = make_store(1)
+    appended._append(log)
+
+    node = restarted(1, OLD, log, commit=len(log))
+
+    assert node.marks == appended.marks
+    for client, marks in node.marks.items():
+        assert list(marks) == sorted(marks)
+        assert len(marks) == min(store_node.RECENT_MARKS, sum(1 for e in log if e.client_id == client))
 
 
 def test_restart_commit_beyond_log() -> None:

@@ -465,6 +465,29 @@ def test_heartbeat_resets_election_timer() -> None:
     assert node.leader_id == 1
 
 
+def test_slow_leader_heartbeats_on_time() -> None:
+    """A leader whose ticks arrive late counts the elapsed periods, so its heartbeats keep their interval."""
+    node = make_node()
+    elect(node)
+    node.tick()  # the election's own heartbeats restart the interval
+
+    effects = node.tick(elapsed=TIMERS.heartbeat_interval)
+
+    assert [send.node for send in sent(effects, Heartbeat)] == [2, 3, 4, 5]
+
+
+def test_follower_counts_calls_not_elapsed() -> None:
+    """A follower's election timer advances one tick per call, however long the call was delayed."""
+    node = make_node(node_id=2)
+    timeout = node.election_timeout
+
+    for _ in range(timeout - 1):
+        node.tick(elapsed=TIMERS.election_timeout_max)
+
+    assert node.role is Role.FOLLOWER
+    assert node.election_elapsed == timeout - 1
+
+
 def test_heartbeat_stores_newer_config() -> None:
     """A follower stores a newer configuration from the leader before acknowledging it (docs/protocol.md)."""
     node = make_node(node_id=2)
@@ -570,11 +593,25 @@ def test_config_ack_needs_same_key(success: bool, key: tuple[int, int]) -> None:
 
 
 def fail_and_tick(node: SyncNode, failed: Sequence[int], statuses: Sequence[StoreStatus]) -> list[Effect]:
-    for member in failed:
-        node.handle_store_down(member)
+    """Deliver `statuses`, close the connections of the `failed` store nodes, then tick."""
+    effects: list[Effect] = []
     for status in statuses:
         node.handle_store_status(status)
-    return node.tick()
+    for member in failed:
+        effects += node.handle_store_down(member)
+    return effects + node.tick()
+
+
+def test_store_down_replaced_at_once() -> None:
+    """A closed connection to the primary makes the leader propose its replacement without waiting for a tick."""
+    node = ready_leader()
+    node.handle_store_status(StoreStatus(2, 1, 5, 5, False, 1))
+
+    effects = node.handle_store_down(1)
+
+    assert len(events(effects, "store_failed")) == 1
+    assert len(events(effects, "config_proposed")) == 1
+    assert node.config.primary == 2
 
 
 def test_failed_primary_longest_log() -> None:
@@ -636,8 +673,12 @@ def test_synced_joiner_can_lead() -> None:
 def test_leader_waits_without_holder() -> None:
     """When no live member holds every committed entry, the leader proposes nothing (docs/protocol.md)."""
     node = joining_leader()
+    effects: list[Effect] = []
 
-    effects = fail_and_tick(node, [1, 2], [StoreStatus(3, 5, 9, 3, False, 4)])
+    # Stores 1 and 2 stop answering pings together, so one tick finds both failed.
+    for _ in range(TIMERS.store_failure_timeout + 1):
+        node.handle_store_status(StoreStatus(3, 5, 9, 3, False, 4))
+        effects += node.tick()
 
     assert events(effects, "config_proposed") == []
     assert node.config.epoch == 5

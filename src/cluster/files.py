@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -196,10 +197,9 @@ def parse_entry(line: str, path: StrPath, line_number: int) -> Entry:
 
 @dataclasses.dataclass(slots=True)
 class _Scan:
-    """An entry file read as a whole: its entries and where each line starts."""
+    """An entry file read as a whole: its entries and the size of its complete lines."""
 
     entries: list[Entry]
-    line_starts: list[int]  # byte offset of each line of `entries`
     complete_size: int  # bytes up to and including the last newline
     partial_bytes: int  # bytes after the last newline (a crash mid-write)
 
@@ -208,20 +208,80 @@ def _scan(path: Path) -> _Scan:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return _Scan([], [], 0, 0)
+        return _Scan([], 0, 0)
 
     complete_size = data.rfind(b"\n") + 1
+    entries = _parse_lines_fast(data, complete_size)
+    if entries is None:
+        entries = _parse_lines_strict(data, complete_size, path)
+    return _Scan(entries, complete_size, len(data) - complete_size)
+
+
+# The five number fields of a line as `_parse_lines_fast` accepts them: ASCII
+# digits only, and at most 18 of them, so no value can exceed MAX_FIELD_INT.
+_FAST_NUMBERS = re.compile(r"[0-9]{1,18}\t[0-9]{1,18}\t[0-9]{1,18}\t[0-9]{1,18}\t[0-9]{1,18}\t")
+# Bytes decoded at a time by `_parse_lines_fast`, so the decoded text and
+# its lines never take much more memory than this beside the entries.
+_PARSE_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def _parse_lines_fast(data: bytes, complete_size: int) -> list[Entry] | None:
+    """Parse the complete lines of `data`, or return None when a line needs a closer look.
+
+    A store node replays its whole write-ahead log at start, often millions
+    of lines, so this path decodes the file in chunks of whole lines and
+    checks each line with a few string operations. It accepts only lines
+    that `parse_entry` accepts too, and returns None for any other, so that
+    `_parse_lines_strict` raises the DataFileError that names the line.
+    """
     entries: list[Entry] = []
-    line_starts: list[int] = []
+    start = 0
+    while start < complete_size:
+        end = data.rfind(b"\n", start, min(start + _PARSE_CHUNK_BYTES, complete_size)) + 1
+        if end <= start:  # a line longer than one chunk
+            end = data.index(b"\n", start) + 1
+        if not _parse_chunk_fast(data[start:end], entries):
+            return None
+        start = end
+    return entries
+
+
+def _parse_chunk_fast(chunk: bytes, entries: list[Entry]) -> bool:
+    """Append the entries of `chunk`, which contains whole lines, and return False at the first line in doubt."""
+    try:
+        text = chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    lines = text.split("\n")
+    lines.pop()  # the empty string after the last newline
+    append = entries.append
+    numbers_match = _FAST_NUMBERS.match
+    try:
+        for line in lines:
+            if numbers_match(line) is None:
+                return False
+            seq, term, lamport, client_id, request_id, text_field = line.split("\t")
+            if "\r" in text_field:
+                return False
+            if "\\" in text_field:
+                text_field = unescape_text(text_field)
+            append(Entry(int(seq), int(term), int(lamport), int(client_id), int(request_id), text_field))
+    except ValueError:  # more than six fields, or an invalid escape
+        return False
+    return True
+
+
+def _parse_lines_strict(data: bytes, complete_size: int, path: Path) -> list[Entry]:
+    """Parse the complete lines of `data` one at a time, and raise DataFileError naming the first bad line."""
+    entries: list[Entry] = []
     start = 0
     line_number = 0
     while start < complete_size:
         end = data.index(b"\n", start)
         line_number += 1
         entries.append(_parse_line_bytes(data[start:end], path, line_number))
-        line_starts.append(start)
         start = end + 1
-    return _Scan(entries, line_starts, complete_size, len(data) - complete_size)
+    return entries
 
 
 def _parse_line_bytes(raw: bytes, path: StrPath, line_number: int) -> Entry:
@@ -453,15 +513,20 @@ def _find_last_line(file: IO[bytes], size: int) -> tuple[int, bytes | None, int]
 
 
 class _EntryLog:
-    """An append-only entry file whose line i holds sequence number i."""
+    """An append-only entry file whose line i contains sequence number i.
+
+    Only the line count and the byte size stay in memory. A truncation finds
+    the byte offset of its line by reading back from the end, which is short
+    because the protocol drops only uncommitted tails.
+    """
 
     def __init__(self, path: StrPath) -> None:
         self.path = Path(path)
-        self._line_starts: list[int] | None = None  # None until load()
+        self._count: int | None = None  # None until load()
         self._size = 0
 
     def __len__(self) -> int:
-        return len(self._loaded_starts())
+        return self._loaded_count()
 
     def load(self) -> list[Entry]:
         """Read the file, cut off a partial last line, and return its entries.
@@ -471,20 +536,23 @@ class _EntryLog:
         """
         scan = _scan(self.path)
         _check_sequence(self.path, scan.entries)
-        if scan.partial_bytes:
-            _warn_partial_line(self.path, scan.partial_bytes, "removed")
-            with open(self.path, "r+b") as file:
-                file.truncate(scan.complete_size)
-                file.flush()
-                os.fsync(file.fileno())
-        self._line_starts = scan.line_starts
+        self._cut_partial_line(scan.complete_size, scan.partial_bytes)
+        self._count = len(scan.entries)
         self._size = scan.complete_size
         return scan.entries
 
-    def _loaded_starts(self) -> list[int]:
-        if self._line_starts is None:
+    def _cut_partial_line(self, complete_size: int, partial_bytes: int) -> None:
+        if partial_bytes:
+            _warn_partial_line(self.path, partial_bytes, "removed")
+            with open(self.path, "r+b") as file:
+                file.truncate(complete_size)
+                file.flush()
+                os.fsync(file.fileno())
+
+    def _loaded_count(self) -> int:
+        if self._count is None:
             raise RuntimeError(f"{self.path}: call load() before writing")
-        return self._line_starts
+        return self._count
 
     def _encode_from(self, position: int, entries: Sequence[Entry]) -> list[bytes]:
         """Encode `entries` as lines that must hold positions `position + 1`, ..."""
@@ -500,21 +568,46 @@ class _EntryLog:
 
     def _write_lines(self, keep: int, lines: Sequence[bytes]) -> None:
         """Truncate to the first `keep` lines, append `lines` in one write and fsync once."""
-        starts = self._loaded_starts()
+        count = self._loaded_count()
         created = not self.path.exists()
+        if keep < count:
+            self._size = self._line_offset(keep)
         with open(self.path, "ab") as file:
-            if keep < len(starts):
-                self._size = starts[keep]
-                del starts[keep:]
+            if keep < count:
                 file.truncate(self._size)
-            for line in lines:
-                starts.append(self._size)
-                self._size += len(line)
-            file.write(b"".join(lines))
+                count = keep
+            data = b"".join(lines)
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        self._count = count + len(lines)
+        self._size += len(data)
         if created:
             fsync_directory(self.path.parent)
+
+    def _line_offset(self, line: int) -> int:
+        """Return the byte offset at which line `line + 1` starts, reading back from the end."""
+        if line == 0:
+            return 0
+        # The newline that ends line `line` is this many newlines from the end.
+        remaining = self._loaded_count() - line + 1
+        end = self._size
+        with open(self.path, "rb") as file:
+            while end > 0:
+                start = max(0, end - _TAIL_CHUNK_BYTES)
+                file.seek(start)
+                chunk = file.read(end - start)
+                found = chunk.count(b"\n")
+                if found >= remaining:
+                    index = len(chunk)
+                    for _ in range(remaining):
+                        index = chunk.rindex(b"\n", 0, index)
+                    return start + index + 1
+                remaining -= found
+                end = start
+        raise DataFileError(
+            self.path, f"has fewer lines than the {self._count} loaded, so another process changed it; restart the node"
+        )
 
 
 class WriteAheadLog(_EntryLog):
@@ -531,8 +624,7 @@ class WriteAheadLog(_EntryLog):
         the previous fsync ran. Raises ValueError when a `keep` exceeds the log
         length at that point or an entry's sequence number is not its position.
         """
-        starts = self._loaded_starts()
-        base = len(starts)  # lines of the file that stay
+        base = self._loaded_count()  # lines of the file that stay
         pending: list[bytes] = []  # new lines after them
         for keep, entries in batches:
             if keep > base + len(pending):
@@ -553,8 +645,44 @@ class BackupFile(_EntryLog):
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Append newly committed `entries`, which must follow the last line, and fsync."""
-        count = len(self._loaded_starts())
+        count = self._loaded_count()
         self._write_lines(count, self._encode_from(count, entries))
+
+    def load_prefix_of(self, wal: WriteAheadLog, log: Sequence[Entry]) -> int:
+        """Cut off a partial last line and return the number of committed entries.
+
+        `log` is what `wal.load()` returned. Both files contain the lines that
+        `format_entry` wrote, so the usual check compares bytes and parses
+        nothing. Only when the bytes differ are the lines parsed and compared
+        as entries. Raises DataFileError when the file is not a prefix of the
+        write-ahead log.
+        """
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        complete_size = data.rfind(b"\n") + 1
+        try:
+            with open(wal.path, "rb") as wal_file:
+                wal_prefix = wal_file.read(complete_size)
+        except FileNotFoundError:
+            wal_prefix = b""
+        if data[:complete_size] == wal_prefix:
+            count = data.count(b"\n", 0, complete_size)
+        else:
+            committed = _scan(self.path).entries
+            _check_sequence(self.path, committed)
+            if len(committed) > len(log) or list(log[: len(committed)]) != committed:
+                raise DataFileError(
+                    self.path,
+                    f"is not a prefix of {wal.path}; "
+                    "the node's files disagree, so remove both to let it catch up from the primary",
+                )
+            count = len(committed)
+        self._cut_partial_line(complete_size, len(data) - complete_size)
+        self._count = count
+        self._size = complete_size
+        return count
 
 
 # --- Node state ----------------------------------------------------------------------------

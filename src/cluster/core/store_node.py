@@ -59,8 +59,13 @@ logger = logging.getLogger(__name__)
 
 # Recent requests per client reported to a new leader in EpochReady.
 RECENT_MARKS = 64
-# Maximum entries in one CatchUpReply or FetchReply.
-CATCH_UP_BATCH = 1024
+# Bounds of the entries in one EpochSync, CatchUpReply or FetchReply. Like
+# `cluster.core.batching`, the text bound counts 4 bytes per character (the
+# most UTF-8 needs), and JSON escaping can make that at most 1.5 times larger.
+# With at most about 105 bytes of numbers and punctuation per entry, a batch
+# encodes to less than 3.5 MiB, below `cluster.wire.MAX_FRAME_BYTES` (4 MiB).
+CATCH_UP_BATCH = 4096
+CATCH_UP_BATCH_TEXT_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -237,7 +242,7 @@ class StoreNode:
 
     def _epoch_sync_message(self, backup: int, base_seq: int) -> Send:
         primary = self._primary()
-        batch = tuple(self.log[base_seq : base_seq + CATCH_UP_BATCH])
+        batch = self._log_batch(base_seq, len(self.log))
         primary.sent[backup] = base_seq + len(batch)
         message = EpochSync(self.leader_term, self.leader_id, self.config, base_seq, batch)
         return Send("store", backup, message)
@@ -475,7 +480,7 @@ class StoreNode:
         if primary is None or not primary.ready or message.epoch != self.epoch:
             return []
         first = max(1, message.first_seq)
-        entries = tuple(self.log[first - 1 : min(self.commit, first - 1 + CATCH_UP_BATCH)])
+        entries = self._log_batch(first - 1, self.commit)
         return [Send("store", message.node, CatchUpReply(self.epoch, first, entries, self.commit))]
 
     @action("HandleCatchUpReply")
@@ -505,11 +510,25 @@ class StoreNode:
         """Send the leader committed entries it needs for the output file."""
         if message.term < self.leader_term:
             return []
-        last = min(message.last_seq, self.commit, message.first_seq - 1 + CATCH_UP_BATCH)
-        entries = tuple(self.log[message.first_seq - 1 : last]) if message.first_seq >= 1 else ()
+        last = min(message.last_seq, self.commit)
+        entries = self._log_batch(message.first_seq - 1, last) if message.first_seq >= 1 else ()
         return [Send("sync", message.leader, FetchReply(message.term, entries))]
 
     # --- Log helpers ----------------------------------------------------------------
+
+    def _log_batch(self, start: int, stop: int) -> tuple[Entry, ...]:
+        """Return the entries `log[start:stop]`, cut to the bounds of one catch-up batch.
+
+        The batch holds at least one entry when `start < stop`, because one
+        entry of `MAX_TEXT_BYTES` always fits.
+        """
+        stop = min(stop, len(self.log), start + CATCH_UP_BATCH)
+        size = 0
+        for index in range(start, stop):
+            size += len(self.log[index].text) * 4
+            if size > CATCH_UP_BATCH_TEXT_BYTES and index > start:
+                return tuple(self.log[start:index])
+        return tuple(self.log[start:stop])
 
     def _append(self, entries: Sequence[Entry]) -> None:
         self.log.extend(entries)
@@ -549,8 +568,22 @@ class StoreNode:
             del marks[next(iter(marks))]
 
     def _rebuild_marks(self) -> None:
+        """Rebuild the marks of each client's last `RECENT_MARKS` requests from the log.
+
+        A restarted node can hold millions of entries, so the log is read from
+        the end and a mark is built only for the requests that are kept.
+        """
+        latest: dict[int, dict[int, Entry]] = {}  # client -> request id -> entry, newest first
+        for entry in reversed(self.log):
+            recent = latest.get(entry.client_id)
+            if recent is None:
+                recent = latest[entry.client_id] = {}
+            if len(recent) < RECENT_MARKS and entry.request_id not in recent:
+                recent[entry.request_id] = entry
         self.marks = {}
-        for entry in self.log:
+        for entry in sorted(
+            (entry for recent in latest.values() for entry in recent.values()), key=lambda entry: entry.seq
+        ):
             self._mark(entry)
 
     def _reject(self, reason: RejectReason) -> WriteReject:
