@@ -10,6 +10,7 @@ and of the frames handed to the peer links.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,30 @@ def test_leader_sends_before_output_append(tmp_path: Path) -> None:
 
     assert journal == ["send Write to store 1", "append output"]
     assert read_entries(tmp_path / "output.txt") == [entry]
+
+
+def test_ticker_reports_elapsed_periods(tmp_path: Path) -> None:
+    """A tick that comes late after a busy stretch carries the number of periods that passed."""
+    runtime = StoreRuntime(_settings("store", tmp_path))
+    seen: list[int] = []
+
+    def on_tick(elapsed: int) -> list[Any]:
+        seen.append(elapsed)
+        if len(seen) == 2:
+            time.sleep(0.1)  # the event loop is busy for ten tick periods
+        return []
+
+    runtime.on_tick = on_tick  # type: ignore[method-assign]
+
+    async def run_ticker() -> None:
+        ticker = asyncio.create_task(runtime._ticker())
+        while len(seen) < 4:
+            await asyncio.sleep(0.01)
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+
+    asyncio.run(run_ticker())
+    runtime.events.close()
+
+    assert seen[0] >= 1
+    assert seen[2] >= 9

@@ -199,8 +199,6 @@ class SyncNode:
         heartbeats beyond the followers' election timeout. Every other timer
         advances one tick per call, so a node starved of CPU handles the
         messages waiting for it before it times out.
-
-        NOTE: the node processes still call this with the default of 1.
         """
         self.now += 1
         if self.role is Role.LEADER:

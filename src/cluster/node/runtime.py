@@ -89,7 +89,8 @@ class NodeRuntime:
 
     # --- Hooks for the concrete node -------------------------------------------------
 
-    def on_tick(self) -> list[Effect]:
+    def on_tick(self, elapsed: int) -> list[Effect]:
+        """Advance the node by one tick; `elapsed` tick periods passed since the last call."""
         raise NotImplementedError
 
     def on_peer_message(self, message: Message) -> list[Effect]:
@@ -259,9 +260,15 @@ class NodeRuntime:
         # One tick per wake-up, never a burst of missed ones: a node whose loop
         # was starved of CPU must first read the messages waiting for it, or it
         # would time out on a leader whose heartbeats sit unread in its socket.
+        # The node still learns how many periods passed, so a busy leader keeps
+        # its heartbeats on time.
+        last = time.monotonic()
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self.submit(self.on_tick())
+            now = time.monotonic()
+            elapsed = max(1, int((now - last) / TICK_SECONDS))
+            last = now
+            self.submit(self.on_tick(elapsed))
             if self.rejections.pending:
                 for report in self.rejections.due(time.monotonic()):
                     self._report_rejection(report)

@@ -98,7 +98,7 @@ class StoreRuntime(NodeRuntime):
 
         return changed
 
-    def on_tick(self) -> list[Effect]:
+    def on_tick(self, elapsed: int) -> list[Effect]:
         return self.node.tick()
 
     def on_peer_message(self, message: Message) -> list[Effect]:

@@ -56,8 +56,8 @@ class SyncRuntime(NodeRuntime):
 
         return changed
 
-    def on_tick(self) -> list[Effect]:
-        return self.node.tick()
+    def on_tick(self, elapsed: int) -> list[Effect]:
+        return self.node.tick(elapsed)
 
     def on_peer_message(self, message: Message) -> list[Effect]:
         return dispatch_sync(self.node, message)
