@@ -541,6 +541,36 @@ def test_leader_down_shortens_timer() -> None:
     assert node.role is Role.PRE_CANDIDATE
 
 
+def test_split_vote_after_crash_retries_quickly() -> None:
+    """After the leader's connection closed, a failed election is retried within election_retry_max ticks."""
+    node = make_node(node_id=2, seed=3)
+    node.handle_heartbeat(Heartbeat(1, 1, node.config))
+    node.handle_peer_down(1)
+    for _ in range(TIMERS.leader_lost_delay):
+        node.tick()
+    for voter in (3, 4):
+        node.handle_pre_vote_reply(PreVoteReply(2, voter, True))
+    assert node.role is Role.CANDIDATE
+
+    for _ in range(TIMERS.election_retry_max):
+        node.tick()
+
+    assert node.role is Role.PRE_CANDIDATE
+    assert node.term == 2
+
+
+def test_heard_leader_restores_full_timeout() -> None:
+    """Once a new leader is heard, the election timeout is a whole one again."""
+    node = make_node(node_id=2, seed=3)
+    node.handle_heartbeat(Heartbeat(1, 1, node.config))
+    node.handle_peer_down(1)
+
+    node.handle_heartbeat(Heartbeat(2, 3, node.config))
+
+    assert node.leader_lost is False
+    assert node.election_timeout >= TIMERS.election_timeout_min
+
+
 def test_other_peer_down_keeps_timer() -> None:
     """A closed connection to a peer that is not the leader leaves the election timer alone."""
     node = make_node(node_id=2, seed=3)

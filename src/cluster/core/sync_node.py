@@ -163,6 +163,9 @@ class SyncNode:
         self.now = 0
         self.role = Role.FOLLOWER
         self.leader_id: int | None = None
+        # True from the moment the connection to the leader closed until this
+        # node hears of a leader again: its elections then retry quickly.
+        self.leader_lost = False
         self.votes: set[int] = set()
         self.election_elapsed = 0
         self.election_timeout = self._random_election_timeout()
@@ -222,6 +225,11 @@ class SyncNode:
         return effects
 
     def _random_election_timeout(self) -> int:
+        if self.leader_lost:
+            # The leader crashed, so no live leader can be disrupted: an
+            # election that split the vote is retried after a short random
+            # delay instead of a whole election timeout.
+            return self.rng.randint(self.timers.leader_lost_delay, self.timers.election_retry_max)
         return self.rng.randint(self.timers.election_timeout_min, self.timers.election_timeout_max)
 
     @action("ElectionTimeout")
@@ -244,6 +252,8 @@ class SyncNode:
             effects.append(Event("became_follower", {"term": self.term, "leader": leader_id}))
         self.role = Role.FOLLOWER
         self.leader_id = leader_id
+        if leader_id is not None:
+            self.leader_lost = False
         self.leader = None
         self.votes = set()
         self._reset_election_timer()
@@ -312,6 +322,7 @@ class SyncNode:
         """Lead after a majority of votes: fence the output and open a new epoch."""
         self.role = Role.LEADER
         self.leader_id = self.node_id
+        self.leader_lost = False
         self.leader = LeaderState(since=self.now)
         self.leader.last_progress = self.now
         logger.info("sync %d term %d: leader", self.node_id, self.term)
@@ -452,6 +463,7 @@ class SyncNode:
         # not wait for the full election timeout, only a short random delay. It
         # also clears the leader id, so it grants the pre-votes of its peers.
         self.leader_id = None
+        self.leader_lost = True
         delay = self.rng.randint(1, self.timers.leader_lost_delay)
         self.election_elapsed = max(self.election_elapsed, self.election_timeout - delay)
         return []

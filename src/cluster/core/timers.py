@@ -25,6 +25,10 @@ class Timers:
     # A follower whose connection to the leader closed waits at most this long
     # before standing for election (a random value from 1 up to it).
     leader_lost_delay: int = 3
+    # Until it hears of a new leader, such a follower draws its election
+    # timeout from leader_lost_delay up to this, so a split vote is retried
+    # quickly rather than after a whole election timeout.
+    election_retry_max: int = 12
     client_retry: int = 100
     client_backoff: int = 5
 
@@ -35,4 +39,9 @@ class Timers:
             raise ValueError(
                 "election timeouts must satisfy heartbeat_interval < min <= max, got "
                 f"{self.heartbeat_interval} < {self.election_timeout_min} <= {self.election_timeout_max}"
+            )
+        if not 1 <= self.leader_lost_delay <= self.election_retry_max < self.election_timeout_min:
+            raise ValueError(
+                "election retries must satisfy 1 <= leader_lost_delay <= election_retry_max < election_timeout_min,"
+                f" got 1 <= {self.leader_lost_delay} <= {self.election_retry_max} < {self.election_timeout_min}"
             )

@@ -44,6 +44,7 @@ EXPLORE_TIMERS = Timers(
     store_failure_timeout=4,
     write_retry=4,
     leader_lost_delay=1,
+    election_retry_max=1,
     client_retry=8,
     client_backoff=1,
 )
