@@ -425,7 +425,9 @@ class StoreNode:
             self.synced_epoch = self.epoch
             logger.info("store %d: epoch %d ready, log length %d", self.node_id, self.epoch, len(self.log))
             return [*effects, self._persist(), self._epoch_ready()]
-        return [*effects, Send("sync", self.leader_id, WriteAck(self.leader_term, self.epoch, self.commit))]
+        # The leader's acknowledgement goes first: a client waits on it, while
+        # the backups need the commit index only for their backup files.
+        return [Send("sync", self.leader_id, WriteAck(self.leader_term, self.epoch, self.commit)), *effects]
 
     def _send_commit(self) -> list[Effect]:
         return [Send("store", backup, Commit(self.epoch, self.commit)) for backup in self.config.backups]
