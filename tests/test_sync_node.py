@@ -1149,3 +1149,36 @@ def test_ok_reply_fields() -> None:
     effects = appended(node, node.handle_write_ack(WriteAck(1, node.config.epoch, 1)))
 
     assert client_replies(effects) == [Reply(3, ClientReply(ReplyStatus.OK, 2, 1, 1, 1, 5, 1, 0))]
+
+
+def test_primary_behind_output_holds_writes() -> None:
+    """A primary whose committed log is shorter than output.txt (its files were removed) gets no writes."""
+    node = make_node()
+    elect(node)
+    ack_config(node, node.peers[:2])
+    node.handle_fence_result(node.term, OutputDecision(True, node.term, (), 20))
+
+    effects = node.handle_epoch_ready(epoch_ready(node, last_seq=0))
+    effects += node.handle_client_request(7, request(1, 1))
+    effects += node.flush()
+
+    assert [effect.name for effect in effects if isinstance(effect, Event)] == ["store_lost_entries"]
+    assert sent(effects, Write) == []
+    assert node.leader is not None
+    assert node.leader.phase is StorePhase.INSTALLING
+
+
+def test_fence_after_ready_finds_primary_behind() -> None:
+    """The same holds when the output's length is learnt after the epoch became ready."""
+    node = make_node()
+    elect(node)
+    ack_config(node, node.peers[:2])
+    node.handle_epoch_ready(epoch_ready(node, last_seq=3))
+
+    effects = node.handle_fence_result(node.term, OutputDecision(True, node.term, (), 20))
+    effects += node.handle_client_request(7, request(1, 1))
+    effects += node.flush()
+
+    assert [effect.name for effect in effects if isinstance(effect, Event)] == ["store_lost_entries"]
+    assert sent(effects, Write) == []
+    assert [effect for effect in effects if isinstance(effect, AppendOutput)] == []

@@ -527,6 +527,8 @@ class SyncNode:
             or leader.phase is not StorePhase.INSTALLING
         ):
             return []
+        if leader.fenced and message.last_seq < leader.output_seq:
+            return self._store_lost_entries(message.primary, message.last_seq)
 
         leader.phase = StorePhase.READY
         leader.committed = max(leader.committed, message.last_seq)
@@ -793,7 +795,29 @@ class SyncNode:
             return self.become_follower(decision.fence_term, None)
         leader.fenced = True
         leader.output_seq = decision.last_seq
+        if leader.phase is StorePhase.READY and leader.committed < leader.output_seq:
+            leader.phase = StorePhase.INSTALLING
+            return self._store_lost_entries(self.config.primary, leader.committed)
         return self._advance_output()
+
+    def _store_lost_entries(self, primary: int, committed: int) -> list[Effect]:
+        """Hold every write, because the primary's log lacks entries that output.txt already holds.
+
+        Every committed entry is on every store member's disk, so this happens
+        only when a member's files were removed or replaced by hand, or when
+        the early_ack bug switch broke the commit rule. Ordering
+        new entries after it would number them as entries already in the file,
+        and the clients would receive acknowledgements for entries missing from it.
+        """
+        leader = self._leader()
+        logger.error(
+            "sync %d term %d: store primary %d holds %d committed entries but output.txt holds %d;"
+            " its files lost committed entries, so no write is accepted. Restore the store nodes'"
+            " store_<id>.wal and backup_<id>.txt from a copy, or start a fresh cluster",
+            self.node_id, self.term, primary, committed, leader.output_seq,
+        )
+        return [Event("store_lost_entries", {"term": self.term, "epoch": self.config.epoch, "primary": primary,
+                                             "committed": committed, "output_seq": leader.output_seq})]
 
     def _advance_output(self) -> list[Effect]:
         """Append the next committed entries to the output, fetching any this leader lacks."""
