@@ -534,18 +534,19 @@ def test_backup_prefix_same_entries(tmp_path: Path) -> None:
     assert BackupFile(path).load_prefix_of(wal, entries(1, 3)) == 1
 
 
-@pytest.mark.parametrize("content", [
-    "".join(map(format_entry, entries(1, 4))),
-    format_entry(entry(1, text="message 1")) + format_entry(entry(2, term=2, text="message 2")),
+@pytest.mark.parametrize(("content", "problem"), [
+    ("".join(map(format_entry, entries(1, 4))), r"holds 4 committed entries, but \S+ holds only 3\. Restore"),
+    (format_entry(entry(1, text="message 1")) + format_entry(entry(2, term=2, text="message 2")),
+     r"differs from \S+ at sequence number [12]\. Restore"),
 ], ids=["longer", "different"])
-def test_backup_not_prefix_rejected(tmp_path: Path, content: str) -> None:
+def test_backup_not_prefix_rejected(tmp_path: Path, content: str, problem: str) -> None:
     wal = WriteAheadLog(tmp_path / "store_1.wal")
     wal.load()
     wal.apply(0, entries(1, 3))
     path = tmp_path / "backup_1.txt"
     path.write_text(content, encoding="utf-8")
 
-    with pytest.raises(DataFileError, match="is not a prefix of"):
+    with pytest.raises(DataFileError, match=problem):
         BackupFile(path).load_prefix_of(wal, entries(1, 3))
 
 

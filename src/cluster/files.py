@@ -673,10 +673,17 @@ class BackupFile(_EntryLog):
             committed = _scan(self.path).entries
             _check_sequence(self.path, committed)
             if len(committed) > len(log) or list(log[: len(committed)]) != committed:
+                if len(committed) > len(log):
+                    problem = f"holds {len(committed)} committed entries, but {wal.path} holds only {len(log)}"
+                else:
+                    first = next(seq for seq, entry in enumerate(committed, start=1) if log[seq - 1] != entry)
+                    problem = f"differs from {wal.path} at sequence number {first}"
                 raise DataFileError(
                     self.path,
-                    f"is not a prefix of {wal.path}; "
-                    "the node's files disagree, so remove both to let it catch up from the primary",
+                    f"{problem}. Restore this node's data files from a copy. Removing them instead is safe"
+                    " only while other store members hold every committed entry: the node then rejoins"
+                    " and catches up, and the leader accepts no write while the primary lacks entries"
+                    " that output.txt holds",
                 )
             count = len(committed)
         self._cut_partial_line(complete_size, len(data) - complete_size)
