@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.files import backup_path, output_path, read_entries
+from cluster.files import backup_path, events_path, output_path, read_entries
 from cluster.verify import verify
 from tests.e2e_helpers import Cluster, wait_for
 
@@ -51,6 +52,19 @@ def test_run_normal(tmp_path: Path) -> None:
     assert "verification passed" in result.stdout
     assert "120 of 120 sent messages acknowledged" in result.stdout
     assert len(read_entries(output_path(tmp_path / "data"))) == 120
+
+
+def test_clean_stop_keeps_store_members(tmp_path: Path) -> None:
+    """Stopping a run records no store failure, so the next start finds every store member configured."""
+    data = tmp_path / "data"
+    result = run_cli("run", "--sync", "3", "--store", "2", "--clients", "1", "--messages", "20",
+                     "--data-dir", str(data), "--seed", "3")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for node in range(1, 4):
+        config = json.loads((data / f"sync_{node}.state.json").read_text(encoding="utf-8"))["config"]
+        assert sorted([config["primary"], *config["backups"]]) == [1, 2]
+        assert '"store_failed"' not in events_path(data, "sync", node).read_text(encoding="utf-8")
 
 
 def test_run_chaos_seed_1(tmp_path: Path) -> None:

@@ -257,19 +257,25 @@ class LocalCluster:
             os.kill(process.pid, signal.SIGCONT)
 
     def stop_nodes(self) -> None:
-        """SIGTERM every node process, then SIGKILL any that has not exited in time."""
-        nodes = [process for (role, _node), process in self.processes.items() if role != "client"]
-        clients = [process for (role, _node), process in self.processes.items() if role == "client"]
-        for process in clients + nodes:
-            if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signal.SIGCONT)  # a paused node could not handle SIGTERM
-                os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_SECONDS
-        for process in clients + nodes:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signal.SIGKILL)
-                process.join()
+        """SIGTERM the clients and sync nodes, then the store nodes; SIGKILL any that has not exited in time.
+
+        The store nodes stop last: a leader that saw them go first would
+        record them as failed and leave a configuration with fewer members
+        for the next start.
+        """
+        first = [process for (role, _node), process in self.processes.items() if role != "store"]
+        stores = [process for (role, _node), process in self.processes.items() if role == "store"]
+        for group in (first, stores):
+            for process in group:
+                if process.is_alive() and process.pid is not None:
+                    os.kill(process.pid, signal.SIGCONT)  # a paused node could not handle SIGTERM
+                    os.kill(process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_SECONDS
+            for process in group:
+                process.join(max(0.0, deadline - time.monotonic()))
+                if process.is_alive() and process.pid is not None:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.join()
 
     def client_processes(self) -> list[BaseProcess]:
         return [process for (role, _node), process in self.processes.items() if role == "client"]
