@@ -12,8 +12,9 @@
 - `events_<role>_<id>.jsonl` and `client_<id>.jsonl` are diagnostic logs that
   are never fsynced.
 
-Every durable write is fsynced before its method returns. The methods block,
-so a node process calls them from a worker thread.
+Every durable write is fsynced before its method returns. The methods block;
+a node process calls them on its event loop, between the rounds of messages
+(see `cluster.node.runtime`).
 """
 
 from __future__ import annotations
