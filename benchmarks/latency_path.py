@@ -163,7 +163,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=500, help="messages to send (default 500)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the sync nodes' election timeouts (default 1)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency_path.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency_path.json",
+                        help="result file (default benchmarks/results/latency_path.json)")
     args = parser.parse_args()
     if args.messages < 20:
         parser.error(f"--messages {args.messages} is too few to split; use 20 or more")
@@ -176,7 +177,9 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
-    print(f"{result['split']} of {result['measured']} messages split; traced latency p50 {result['total_p50_ms']} ms")
+    print(f"{result['measured']} messages measured (the first tenth of {result['messages']} skipped as warm-up),"
+          f" {result['split']} with every step found in the trace; traced latency p50 {result['total_p50_ms']} ms")
+    print(f"{'p50 ms':>8} {'p90 ms':>8}  step")
     for step in result["steps"]:
         print(f"{step['p50_ms']:8.3f} {step['p90_ms']:8.3f}  {step['step']}")
     print(f"written to {args.out}")

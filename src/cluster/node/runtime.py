@@ -9,9 +9,11 @@ of a disk write) and carries out the effects it returns, in rounds:
 3. write the durable effects (state file, write-ahead log) with one fsync per
    file: this is the group commit;
 4. only then send the other messages and replies of that round;
-5. write the event log lines and carry out the output-file operations of the
-   sync leader, and extend the store node's backup file, whose entries the
-   write-ahead log already holds.
+5. carry out the output-file operations of the sync leader, and extend the
+   store node's backup file, whose entries the write-ahead log already holds.
+
+The event log lines of a round are written just before step 4, so each
+event is stamped before the messages that follow from it.
 
 The writes run on the event loop's own thread. On the benchmark machine
 (docs/benchmarks.md) an fsync of a small append took 0.1 to 0.3 ms, and a
@@ -297,15 +299,20 @@ class NodeRuntime:
             self.events.flush()
 
     def _carry_out_round(self, effects: list[Effect]) -> None:
-        """Send the messages and replies of one round, then carry out its other non-durable effects.
+        """Log the events of one round, send its messages and replies, then run its output-file operations.
 
-        The messages go first because none of them waits for an output-file
-        operation: the replies that do are decided after the operation, in a
-        later round.
+        An event records what the node decided, so it is stamped before the
+        messages that follow from it leave (a `commit` before its replies).
+        The messages go before the output-file operations, because none of
+        them waits for one: the replies that do are decided after the
+        operation, in a later round.
         """
+        for effect in effects:
+            if isinstance(effect, Event):
+                self.events.write(effect.name, effect.fields)
         self._send_messages(effects)
         for effect in effects:
-            if not isinstance(effect, Send | Reply):
+            if not isinstance(effect, Send | Reply | Event):
                 self._carry_out(effect)
 
     def _send_messages(self, effects: Sequence[Effect]) -> None:
@@ -354,10 +361,8 @@ class NodeRuntime:
             self.events.write("send", fields)
 
     def _carry_out(self, effect: Effect) -> None:
-        """Carry out one effect that is neither a Send nor a Reply."""
-        if isinstance(effect, Event):
-            self.events.write(effect.name, effect.fields)
-        elif not isinstance(effect, PersistState | AppendLog | CommitLog):
+        """Carry out one effect that is not a message, an event or a durable write."""
+        if not isinstance(effect, PersistState | AppendLog | CommitLog):
             self.run_other_effect(effect)
 
     def add_link(self, role: str, node: int, host: str, port: int, on_state: Callable[[bool], None]) -> None:
