@@ -291,6 +291,8 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     [
         (["--steps", "abc"], "invalid --steps 'abc'"),
         (["--steps", "0"], "invalid --steps 0"),
+        (["--seed", str(2**63 - 1), "--runs", "3"], f"invalid --seed {2**63 - 1}: expected an integer from 0 to "
+                                                    f"{2**63 - 3}"),
         (["--seed", "-1"], "invalid --seed -1"),
         (["--sync", "99"], "invalid --sync 99"),
         (["--store", "0"], "invalid --store 0"),

@@ -86,8 +86,9 @@ def run_simulate(args: argparse.Namespace, out: TextIO | None = None, err: TextI
 
 def _simulate(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
-    seed = _integer(args.seed, "--seed", 0, 2**63)
     runs = _integer(args.runs, "--runs", 1, 10**7)
+    # The seeds run from --seed to --seed + runs - 1, and the largest is 2**63 - 1.
+    seed = _integer(args.seed, "--seed", 0, 2**63 - runs)
     budget = _integer(args.shrink_budget, "--shrink-budget", 0, 10**7)
     started = time.perf_counter()
     steps = 0
