@@ -9,7 +9,6 @@ resends. The benchmark process stamps kills with the same clock.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster.files import backup_path, client_log_path, events_path
+from cluster.files import backup_path, client_log_path, events_path, read_events
 from cluster.launcher import LocalCluster, RunOptions, find_leader, find_primary, prepare_data_dir
 from cluster.run import wait_settled
 from cluster.verify import verify
@@ -63,15 +62,8 @@ def read_samples(data_dir: Path, clients: int) -> tuple[list[Sample], int]:
     samples: list[Sample] = []
     sent_total = 0
     for client in range(1, clients + 1):
-        path = client_log_path(data_dir, client)
-        if not path.exists():
-            continue
         sent: dict[int, float] = {}
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # the last line of a killed client may be cut
+        for record in read_events(client_log_path(data_dir, client)):
             event = record.get("event")
             if event == "sent":
                 sent[int(record["request_id"])] = float(record["time"])
@@ -85,56 +77,27 @@ def read_samples(data_dir: Path, clients: int) -> tuple[list[Sample], int]:
     return samples, sent_total
 
 
-def elections(data_dir: Path, sync: int) -> list[tuple[float, int]]:
-    """Return (time, term) of every `became_leader` event in the sync event logs, in time order."""
-    found: list[tuple[float, int]] = []
-    for node in range(1, sync + 1):
-        path = events_path(data_dir, "sync", node)
-        if not path.exists():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("event") == "became_leader":
-                found.append((float(record["time"]), int(record["term"])))
-    return sorted(found)
-
-
-def sync_commits(data_dir: Path, sync: int) -> list[tuple[float, int, int]]:
-    """Return (time, node, term) of every `commit` event (entries appended to output.txt) of the sync nodes."""
-    found: list[tuple[float, int, int]] = []
-    for node in range(1, sync + 1):
-        path = events_path(data_dir, "sync", node)
-        if not path.exists():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("event") == "commit":
-                found.append((float(record["time"]), node, int(record["term"])))
-    return sorted(found)
-
-
 def sync_events(data_dir: Path, sync: int, names: frozenset[str]) -> list[tuple[float, str, dict[str, Any]]]:
     """Return (time, event, record) of the sync nodes' events named in `names`, in time order."""
     found: list[tuple[float, str, dict[str, Any]]] = []
     for node in range(1, sync + 1):
-        path = events_path(data_dir, "sync", node)
-        if not path.exists():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
+        for record in read_events(events_path(data_dir, "sync", node)):
             if record.get("event") in names:
                 found.append((float(record["time"]), record["event"], record))
     found.sort(key=lambda item: item[0])
     return found
+
+
+def elections(data_dir: Path, sync: int) -> list[tuple[float, int]]:
+    """Return (time, term) of every `became_leader` event in the sync event logs, in time order."""
+    found = sync_events(data_dir, sync, frozenset({"became_leader"}))
+    return [(at, int(record["term"])) for at, _name, record in found]
+
+
+def sync_commits(data_dir: Path, sync: int) -> list[tuple[float, int, int]]:
+    """Return (time, node, term) of every `commit` event (entries appended to output.txt) of the sync nodes."""
+    return [(at, int(record["node"]), int(record["term"]))
+            for at, _name, record in sync_events(data_dir, sync, frozenset({"commit"}))]
 
 
 # The sync events that mark the steps of a failover, in the order they happen.

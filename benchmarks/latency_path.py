@@ -7,10 +7,10 @@ Run from the repository root with the package installed:
 It starts 5 sync and 3 store nodes with message tracing on, so every peer
 message gets a `send` and a `recv` event. One client sends the messages at
 window 1. For each acknowledged message, the script finds the steps between
-the client's `sent` line and its `acked` line: the primary receives `Write`, a
-backup receives `Replicate`, the primary receives the last
-`ReplicateReply`, the leader receives `WriteAck` and logs its `commit` event
-(the entries are in `output.txt`). Each step's median and 90th percentile go to stdout and to
+the client's `sent` line and its `acked` line. The primary receives `Write`,
+a backup receives `Replicate`, and the primary receives the last
+`ReplicateReply`. Then the leader receives `WriteAck` and logs its `commit`
+event, once the entries are in `output.txt`. Each step's median and 90th percentile go to stdout and to
 `benchmarks/results/latency_path.json`.
 
 Writing the trace events costs a few tens of microseconds per message on
@@ -33,7 +33,7 @@ from typing import Any
 import cluster_bench
 import machine
 
-from cluster.files import client_log_path, events_path
+from cluster.files import client_log_path, events_path, read_events
 from cluster.launcher import LocalCluster, RunOptions, find_leader, find_primary, prepare_data_dir
 from cluster.run import wait_settled
 
@@ -66,8 +66,7 @@ def read_records(data_dir: Path, sync: int, store: int) -> list[Record]:
     records: list[Record] = []
     for role, count in (("sync", sync), ("store", store)):
         for node in range(1, count + 1):
-            for line in events_path(data_dir, role, node).read_text(encoding="utf-8").splitlines():
-                event = json.loads(line)
+            for event in read_events(events_path(data_dir, role, node)):
                 if event["event"] in ("send", "recv", "commit"):
                     records.append(Record(event["time"], f"{role} {node}", event["event"], event.get("type", "")))
     return sorted(records, key=lambda record: record.time)
@@ -77,8 +76,7 @@ def client_times(data_dir: Path) -> list[tuple[float, float]]:
     """Return (sent, acked) for each message of client 1 that was acknowledged."""
     sent: dict[int, float] = {}
     pairs: list[tuple[float, float]] = []
-    for line in client_log_path(data_dir, 1).read_text(encoding="utf-8").splitlines():
-        event = json.loads(line)
+    for event in read_events(client_log_path(data_dir, 1)):
         if event["event"] == "sent":
             sent[event["request_id"]] = event["time"]
         elif event["event"] == "acked" and event["request_id"] in sent:

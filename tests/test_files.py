@@ -29,6 +29,7 @@ from cluster.files import (
     format_entry,
     parse_entry,
     read_entries,
+    read_events,
 )
 
 FIELD_INTS = st.integers(min_value=0, max_value=files.MAX_FIELD_INT)
@@ -790,3 +791,11 @@ def test_event_log_reserved_field(tmp_path: Path) -> None:
         ValueError, match="reserved"
     ):
         log.write("vote", {"node": 3})
+
+
+def test_read_events_skips_cut_lines(tmp_path: Path) -> None:
+    path = tmp_path / "events_sync_1.jsonl"
+    path.write_bytes(b'{"time": 1.0, "node": 1, "event": "started"}\n{"time": 2.0, "node": 1, "ev' + "é".encode()[:1])
+
+    assert read_events(path) == [{"time": 1.0, "node": 1, "event": "started"}]
+    assert read_events(tmp_path / "missing.jsonl") == []

@@ -831,3 +831,22 @@ class EventLog:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def read_events(path: StrPath) -> list[dict[str, Any]]:
+    """Return the records of an event log or client log in file order, or none when the file does not exist.
+
+    A line that is not valid JSON is skipped, because a process killed or
+    still writing leaves its last line cut, even inside a UTF-8 character.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from cluster.files import events_path
+from cluster.files import events_path, read_events
 from cluster.i18n import _
 from cluster.launcher import (
     LocalCluster,
@@ -186,19 +186,10 @@ def wait_settled(cluster: LocalCluster) -> tuple[NodeStatus | None, NodeStatus |
 
 def _count_failovers(options: RunOptions) -> tuple[int, int]:
     """Return (leader elections, store epochs installed) from the sync event logs."""
-    import json
-
     terms: set[int] = set()
     epochs: set[int] = set()
     for node in range(1, options.sync + 1):
-        path = events_path(options.data_dir, "sync", node)
-        if not path.exists():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
+        for record in read_events(events_path(options.data_dir, "sync", node)):
             if record.get("event") == "became_leader":
                 terms.add(int(record["term"]))
             elif record.get("event") == "epoch_ready":

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from cluster.core.messages import StatusReply
 from cluster.faultnet.netns import FaultNet
-from cluster.files import events_path, output_fence_path, output_lock_path, output_path, read_entries
+from cluster.files import events_path, output_fence_path, output_lock_path, output_path, read_entries, read_events
 from cluster.launcher import find_leader, find_primary
 from cluster.net.auth import generate_key, write_key_file
 from cluster.node.settings import KEY_FILE_NAME, NodeAddress
@@ -249,16 +249,9 @@ class NetCluster:
     def acknowledged_after_term(self, term: int) -> bool:
         """Return True when some client logged an acknowledgement from a leader of a term after `term`."""
         for path in self.data_dir.glob("client_*.jsonl"):
-            with path.open(encoding="utf-8", errors="replace") as file:
-                for line in file:
-                    if '"event": "acked"' not in line:
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        continue  # a line the client is still writing
-                    if int(record.get("term", 0)) > term:
-                        return True
+            for record in read_events(path):
+                if record.get("event") == "acked" and int(record.get("term", 0)) > term:
+                    return True
         return False
 
     def wait_for_acknowledgement_after_term(self, term: int, timeout: float) -> bool:
@@ -286,14 +279,7 @@ class NetCluster:
         return [process.poll() for process in clients]
 
     def sync_events(self, node: int) -> list[dict[str, Any]]:
-        path = events_path(self.data_dir, "sync", node)
-        records = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-        return records
+        return read_events(events_path(self.data_dir, "sync", node))
 
 
 # --- Scenarios ----------------------------------------------------------------------------
