@@ -1,7 +1,7 @@
 """Tests of a real client process against a scripted sync node on loopback.
 
 The sync node runs in a thread of the test process. It acknowledges the
-first requests it receives and holds the rest, so the client keeps running
+first requests it receives and leaves the rest unanswered, so the client keeps running
 until the test stops it.
 """
 
@@ -34,7 +34,7 @@ TIMEOUT_SECONDS = 10.0
 
 @dataclass
 class ScriptedNode:
-    """A sync node that acknowledges the first `ack_limit` requests, or answers each with an invalid frame."""
+    """A sync node that acknowledges the first `ack_limit` requests, or replies to each with an invalid frame."""
 
     ack_limit: int
     send_invalid: bool = False

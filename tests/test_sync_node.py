@@ -705,7 +705,7 @@ def test_leader_waits_without_holder() -> None:
     node = joining_leader()
     effects: list[Effect] = []
 
-    # Stores 1 and 2 stop answering pings together, so one tick finds both failed.
+    # Stores 1 and 2 stop replying to pings together, so one tick finds both failed.
     for _ in range(TIMERS.store_failure_timeout + 1):
         node.handle_store_status(StoreStatus(3, 5, 9, 3, False, 4))
         effects += node.tick()

@@ -365,7 +365,7 @@ class StoreNode:
         prev = start
         for batch in split_batches(self.log[start:]):
             # Eager: a backup may store the entries while this node is still
-            # writing them. Their confirmations answer this very send, so they
+            # writing them. Their confirmations reply to this send, so they
             # arrive after the batch that holds the write, and no commit index
             # this node sends covers an entry that is not on its own disk.
             replicate = Replicate(self.epoch, self.node_id, prev, batch, self.commit)
@@ -521,7 +521,7 @@ class StoreNode:
     def _log_batch(self, start: int, stop: int) -> tuple[Entry, ...]:
         """Return the entries `log[start:stop]`, cut to the bounds of one catch-up batch.
 
-        The batch holds at least one entry when `start < stop`, because one
+        The batch contains at least one entry when `start < stop`, because one
         entry of `MAX_TEXT_BYTES` always fits.
         """
         stop = min(stop, len(self.log), start + CATCH_UP_BATCH)

@@ -801,7 +801,7 @@ class SyncNode:
         return self._advance_output()
 
     def _store_lost_entries(self, primary: int, committed: int) -> list[Effect]:
-        """Hold every write, because the primary's log lacks entries that output.txt already holds.
+        """Stop accepting writes, because the primary's log lacks entries that output.txt already contains.
 
         Every committed entry is on every store member's disk, so this happens
         only when a member's files were removed or replaced by hand, or when
@@ -811,7 +811,7 @@ class SyncNode:
         """
         leader = self._leader()
         logger.error(
-            "sync %d term %d: store primary %d holds %d committed entries but output.txt holds %d;"
+            "sync %d term %d: store primary %d has %d committed entries but output.txt contains %d;"
             " its files lost committed entries, so no write is accepted. Restore the store nodes'"
             " store_<id>.wal and backup_<id>.txt from a copy, or start a fresh cluster",
             self.node_id, self.term, primary, committed, leader.output_seq,

@@ -28,7 +28,7 @@ from cluster.wire import LENGTH_BYTES, Message, ProtocolError, check_length, dec
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 1.0
-# The longest sleep of the tick timer, in ticks, when the session has no timeout running.
+# The maximum sleep of the tick timer, in ticks, when the session has no timeout running.
 MAX_SLEEP_TICKS = 100
 
 _LENGTH = struct.Struct(">I")

@@ -88,9 +88,8 @@ class SyncRuntime(NodeRuntime):
 
         It runs on the event loop, like the other disk writes: the lock, the
         fence check, the append and its fsync take a fraction of a
-        millisecond. The node's answer (the replies to the clients whose
-        entries are now in the file) goes out in the next round, right after
-        this one.
+        millisecond. The node's replies to the clients whose entries are now
+        in the file go out in the next round, right after this one.
         """
         if isinstance(effect, FenceOutput):
             decision = self.output.raise_fence(effect.term)
