@@ -10,9 +10,13 @@ and of the frames handed to the peer links.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from cluster.core.effects import AppendLog, AppendOutput, CommitLog, PersistState, Send
 from cluster.core.messages import Commit, Entry, Replicate, Write, WriteAck
@@ -164,3 +168,35 @@ def test_ticker_reports_elapsed_periods(tmp_path: Path) -> None:
 
     assert seen[0] >= 1
     assert seen[2] >= 9
+
+
+@pytest.mark.timeout(30)  # without the thread fallback the event loop blocks in flock for good
+def test_held_output_lock_keeps_loop_running(tmp_path: Path) -> None:
+    """While another process holds output.lock, the append waits in a thread and the round's messages still leave."""
+    journal: list[str] = []
+    runtime = SyncRuntime(_settings("sync", tmp_path))
+    _record_links(runtime, journal)
+    results: list[Any] = []
+    runtime.node.handle_output_result = lambda term, decision: results.append(decision) or []  # type: ignore[method-assign]
+    entry = Entry(1, 1, 1, 7, 1, "hello")
+    holder = os.open(tmp_path / "output.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+
+    async def run() -> None:
+        rounds = asyncio.create_task(runtime._rounds())
+        runtime.submit([AppendOutput(1, (entry,)), Send("store", 1, Write(1, 1, 1, (entry,)))])
+        while not journal:
+            await asyncio.sleep(0.01)
+        assert results == []
+        os.close(holder)  # releases the flock
+        while not results:
+            await asyncio.sleep(0.01)
+        rounds.cancel()
+        await asyncio.gather(rounds, *runtime.output_tasks, return_exceptions=True)
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+    runtime.events.close()
+
+    assert journal == ["send Write to store 1"]
+    assert [decision.last_seq for decision in results] == [1]
+    assert read_entries(tmp_path / "output.txt") == [entry]

@@ -383,9 +383,13 @@ class OutputFile:
         self._cached_file: tuple[int, int] | None = None  # (inode, size) the cache is valid for
         self._cached_last_seq = 0
 
-    def raise_fence(self, term: int) -> OutputDecision:
-        """Claim the file for the leader of `term`, unless a later term has claimed it."""
-        with self._locked():
+    def raise_fence(self, term: int, wait: bool = True) -> OutputDecision:
+        """Claim the file for the leader of `term`, unless a later term has claimed it.
+
+        With `wait` False, raise BlockingIOError instead of waiting while
+        another process holds the lock.
+        """
+        with self._locked(wait):
             state = self._read_state()
             decision = raise_fence(state, term)
             if decision.accepted and decision.fence_term > state.fence_term:
@@ -393,10 +397,14 @@ class OutputFile:
         return decision
 
     def append(
-        self, term: int, entries: Sequence[Entry], bugs: frozenset[Bug] = frozenset()
+        self, term: int, entries: Sequence[Entry], bugs: frozenset[Bug] = frozenset(), wait: bool = True
     ) -> OutputDecision:
-        """Append the entries that directly follow the file's last line, unless fenced out."""
-        with self._locked():
+        """Append the entries that directly follow the file's last line, unless fenced out.
+
+        With `wait` False, raise BlockingIOError instead of waiting while
+        another process holds the lock.
+        """
+        with self._locked(wait):
             state = self._read_state()
             decision = append_output(state, term, tuple(entries), bugs)
             if decision.accepted and decision.fence_term > state.fence_term:
@@ -411,10 +419,10 @@ class OutputFile:
             return self._read_state()
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, wait: bool = True) -> Iterator[None]:
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             yield
         finally:
             os.close(fd)  # closing the last descriptor releases the flock

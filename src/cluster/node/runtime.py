@@ -15,7 +15,9 @@ of a disk write) and carries out the effects it returns, in rounds:
 The event log lines of a round are written just before step 4, so each
 event is stamped before the messages that follow from it.
 
-The writes run on the event loop's own thread. On the benchmark machine
+The writes run on the event loop's own thread (a sync node's output-file
+operation moves to a worker thread only while another process holds the
+output lock). On the benchmark machine
 (docs/benchmarks.md) an fsync of a small append took 0.1 to 0.3 ms, and a
 hand-off to a worker thread and back added about 0.14 ms more. Frames that
 arrive meanwhile wait in the socket buffers and make the next round's batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -9,6 +10,7 @@ from collections.abc import Callable, Sequence
 from cluster.core.dispatch import dispatch_sync
 from cluster.core.effects import AppendOutput, Effect, FenceOutput, PersistState
 from cluster.core.messages import ClientRequest, StatusReply
+from cluster.core.output import OutputDecision
 from cluster.core.sync_node import SyncNode
 from cluster.files import OutputFile, StateFile, sync_state_path
 from cluster.node.runtime import NodeRuntime
@@ -25,6 +27,10 @@ class SyncRuntime(NodeRuntime):
         super().__init__(settings)
         self.state_file = StateFile(sync_state_path(settings.data_dir, self.node_id))
         self.output = OutputFile(settings.data_dir)
+        # Output operations that wait for another process to release the lock.
+        self.output_lock = asyncio.Lock()
+        self.output_tasks: set[asyncio.Task[None]] = set()
+        self.output_waiting = 0
         sync_ids = list(range(1, len(settings.sync_nodes) + 1))
         store_ids = list(range(1, len(settings.store_nodes) + 1))
         rng = random.Random(settings.seed if settings.seed is not None else None)
@@ -89,13 +95,41 @@ class SyncRuntime(NodeRuntime):
         It runs on the event loop, like the other disk writes: the lock, the
         fence check, the append and its fsync take a fraction of a
         millisecond. The node's replies to the clients whose entries are now
-        in the file go out in the next round, right after this one.
+        in the file go out in the next round, right after this one. While
+        another process holds the lock (a deposed leader paused in the middle
+        of an append), the operation waits in a worker thread instead, so the
+        node keeps serving its peers and clients.
         """
-        if isinstance(effect, FenceOutput):
-            decision = self.output.raise_fence(effect.term)
-            self.submit(self.node.handle_fence_result(effect.term, decision))
-        elif isinstance(effect, AppendOutput):
-            decision = self.output.append(effect.term, effect.entries, self.settings.bugs)
-            self.submit(self.node.handle_output_result(effect.term, decision))
-        else:
+        if not isinstance(effect, FenceOutput | AppendOutput):
             super().run_other_effect(effect)
+            return
+        if self.output_waiting == 0:
+            try:
+                self._report_output(effect, self._apply_output(effect, wait=False))
+                return
+            except BlockingIOError:
+                pass
+        self.output_waiting += 1
+        task = asyncio.create_task(self._output_in_thread(effect), name="output")
+        self.output_tasks.add(task)
+        task.add_done_callback(self.output_tasks.discard)
+
+    async def _output_in_thread(self, effect: FenceOutput | AppendOutput) -> None:
+        """Wait for the output lock in a worker thread; operations keep the order they were decided in."""
+        try:
+            async with self.output_lock:
+                decision = await asyncio.to_thread(self._apply_output, effect, True)
+                self._report_output(effect, decision)
+        finally:
+            self.output_waiting -= 1
+
+    def _apply_output(self, effect: FenceOutput | AppendOutput, wait: bool) -> OutputDecision:
+        if isinstance(effect, FenceOutput):
+            return self.output.raise_fence(effect.term, wait)
+        return self.output.append(effect.term, effect.entries, self.settings.bugs, wait)
+
+    def _report_output(self, effect: FenceOutput | AppendOutput, decision: OutputDecision) -> None:
+        if isinstance(effect, FenceOutput):
+            self.submit(self.node.handle_fence_result(effect.term, decision))
+        else:
+            self.submit(self.node.handle_output_result(effect.term, decision))
