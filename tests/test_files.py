@@ -490,6 +490,66 @@ def test_backup_append_reload(tmp_path: Path) -> None:
     assert BackupFile(backup.path).load() == entries(1, 3)
 
 
+def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+def test_backup_append_defers_fsync_until_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backup = BackupFile(tmp_path / "backup_1.txt")
+    backup.load()
+    backup.append(entries(1, 1))
+    fsyncs = _count_fsyncs(monkeypatch)
+
+    backup.append(entries(2, 3), durable=False)
+
+    assert fsyncs == []
+    assert backup.unsynced
+    assert BackupFile(backup.path).load() == entries(1, 3)
+    backup.sync()
+    assert len(fsyncs) == 1
+    assert not backup.unsynced
+    backup.sync()
+    assert len(fsyncs) == 1
+
+
+def test_durable_append_syncs_deferred_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backup = BackupFile(tmp_path / "backup_1.txt")
+    backup.load()
+    backup.append(entries(1, 1), durable=False)
+    fsyncs = _count_fsyncs(monkeypatch)
+
+    backup.append(entries(2, 2))
+
+    assert len(fsyncs) == 1
+    assert not backup.unsynced
+
+
+def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When os.write writes fewer bytes than requested, the log and the output file still get every byte."""
+    real_write = os.write
+
+    def one_byte(fd: int, data: Any) -> int:
+        return real_write(fd, bytes(data[:1]))
+
+    wal = WriteAheadLog(tmp_path / "store_1.wal")
+    wal.load()
+    monkeypatch.setattr(os, "write", one_byte)
+    wal.apply(0, entries(1, 3))
+    OutputFile(tmp_path).append(1, entries(1, 2))
+    monkeypatch.undo()
+
+    assert WriteAheadLog(wal.path).load() == entries(1, 3)
+    assert read_entries(tmp_path / "output.txt") == entries(1, 2)
+
+
 def test_backup_prefix_of_wal(tmp_path: Path) -> None:
     wal = WriteAheadLog(tmp_path / "store_1.wal")
     wal.load()

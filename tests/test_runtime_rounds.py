@@ -24,7 +24,7 @@ from cluster.files import read_entries
 from cluster.net.auth import KeyRing
 from cluster.node.runtime import NodeRuntime
 from cluster.node.settings import NodeAddress, NodeSettings
-from cluster.node.store_process import StoreRuntime
+from cluster.node.store_process import BACKUP_SYNC_SECONDS, StoreRuntime
 from cluster.node.sync_process import SyncRuntime
 from cluster.wire import decode_payload
 
@@ -41,6 +41,9 @@ class RecordingLink:
             message = decode_payload(frame[4:])
             self.journal.append(f"send {type(message).__name__} to {self.name}")
         return True
+
+    async def close(self) -> None:
+        return None
 
 
 def _settings(role: str, tmp_path: Path) -> NodeSettings:
@@ -200,3 +203,38 @@ def test_held_output_lock_keeps_loop_running(tmp_path: Path) -> None:
     assert journal == ["send Write to store 1"]
     assert [decision.last_seq for decision in results] == [1]
     assert read_entries(tmp_path / "output.txt") == [entry]
+
+
+def test_backup_file_fsync_waits_for_a_tick(tmp_path: Path) -> None:
+    """The round writes the backup file without an fsync; a tick BACKUP_SYNC_SECONDS later fsyncs it."""
+    journal: list[str] = []
+    runtime = _store_runtime(tmp_path, journal)
+    entry = Entry(1, 1, 1, 7, 1, "hello")
+    effects = [AppendLog(0, (entry,)), Send("sync", 1, WriteAck(1, 1, 1)), CommitLog((entry,))]
+
+    asyncio.run(_one_round(runtime, effects, journal, expected=3))
+
+    assert read_entries(tmp_path / "backup_1.txt") == [entry]
+    assert runtime.backup.unsynced
+    runtime.on_tick(1)
+    assert runtime.backup.unsynced  # too soon after the last fsync
+    runtime.backup_synced_at -= BACKUP_SYNC_SECONDS
+    runtime.on_tick(1)
+    assert not runtime.backup.unsynced
+    runtime.events.close()
+
+
+def test_shutdown_fsyncs_backup_file(tmp_path: Path) -> None:
+    journal: list[str] = []
+    runtime = _store_runtime(tmp_path, journal)
+    entry = Entry(1, 1, 1, 7, 1, "hello")
+    effects = [AppendLog(0, (entry,)), CommitLog((entry,))]
+
+    async def run() -> None:
+        await _one_round(runtime, effects, journal, expected=2)
+        await runtime.shutdown()
+
+    asyncio.run(run())
+
+    assert not runtime.backup.unsynced
+    assert read_entries(tmp_path / "backup_1.txt") == [entry]

@@ -12,9 +12,11 @@
 - `events_<role>_<id>.jsonl` and `client_<id>.jsonl` are diagnostic logs that
   are never fsynced.
 
-Every durable write is fsynced before its method returns. The methods block;
-a node process calls them on its event loop, between the rounds of messages
-(see `cluster.node.runtime`).
+Every durable write is fsynced before its method returns. The one write that
+may be fsynced later is an append to `backup_<id>.txt`, because the
+write-ahead log already contains its entries on disk. The methods block; a node process
+calls them on its event loop, between the rounds of messages (see
+`cluster.node.runtime`).
 """
 
 from __future__ import annotations
@@ -348,14 +350,35 @@ def write_atomically(path: StrPath, data: bytes) -> None:
 
 
 def _append_durably(path: Path, data: bytes) -> None:
-    """Append `data` in one write and fsync; fsync the directory when the file is new."""
-    created = not path.exists()
-    with open(path, "ab") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
+    """Append `data` and fsync it, and fsync the directory too when the file is new."""
+    fd, created = _open_for_append(path)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     if created:
         fsync_directory(path.parent)
+
+
+def _open_for_append(path: Path) -> tuple[int, bool]:
+    """Open `path` for appending and return the descriptor and whether the file was created.
+
+    The write paths use descriptors rather than file objects. A buffered file
+    object costs several system calls to set up, and these writes lie on the
+    path of every acknowledgement.
+    """
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND), False
+    except FileNotFoundError:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666), True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`, because os.write may write fewer bytes than requested, for example on a full disk."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _encode_lines(entries: Sequence[Entry]) -> bytes:
@@ -432,9 +455,13 @@ class OutputFile:
 
     def _read_fence(self) -> int:
         try:
-            raw = self.fence_path.read_bytes()
+            fd = os.open(self.fence_path, os.O_RDONLY)
         except FileNotFoundError:
             return 0
+        try:
+            raw = b"".join(iter(lambda: os.read(fd, 4096), b""))
+        finally:
+            os.close(fd)
         text = raw.strip()
         if not (text.isdigit() and len(text) <= 19):
             raise DataFileError(
@@ -449,6 +476,9 @@ class OutputFile:
 
     def _read_last_seq(self) -> int:
         try:
+            stat = os.stat(self.path)
+            if (stat.st_ino, stat.st_size) == self._cached_file:
+                return self._cached_last_seq
             file = open(self.path, "r+b")  # noqa: SIM115 (closed by the with statement below)
         except FileNotFoundError:
             self._cached_file = None
@@ -456,8 +486,6 @@ class OutputFile:
             return 0
         with file:
             stat = os.fstat(file.fileno())
-            if (stat.st_ino, stat.st_size) == self._cached_file:
-                return self._cached_last_seq
             last_seq, size = self._read_tail(file, stat.st_size)
         self._cached_file = (stat.st_ino, size)
         self._cached_last_seq = last_seq
@@ -533,6 +561,7 @@ class _EntryLog:
         self.path = Path(path)
         self._count: int | None = None  # None until load()
         self._size = 0
+        self._unsynced = False
 
     def __len__(self) -> int:
         return self._loaded_count()
@@ -575,24 +604,43 @@ class _EntryLog:
             lines.append(format_entry(entry).encode("utf-8"))
         return lines
 
-    def _write_lines(self, keep: int, lines: Sequence[bytes]) -> None:
-        """Truncate to the first `keep` lines, append `lines` in one write and fsync once."""
+    def _write_lines(self, keep: int, lines: Sequence[bytes], durable: bool = True) -> None:
+        """Truncate to the first `keep` lines, append `lines`, and fsync once when `durable` is set."""
         count = self._loaded_count()
-        created = not self.path.exists()
         if keep < count:
             self._size = self._line_offset(keep)
-        with open(self.path, "ab") as file:
+        data = b"".join(lines)
+        fd, created = _open_for_append(self.path)
+        try:
             if keep < count:
-                file.truncate(self._size)
+                os.ftruncate(fd, self._size)
                 count = keep
-            data = b"".join(lines)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+            _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         self._count = count + len(lines)
         self._size += len(data)
+        self._unsynced = not durable
         if created:
             fsync_directory(self.path.parent)
+
+    @property
+    def unsynced(self) -> bool:
+        """Whether a write since the last fsync may not be on disk yet."""
+        return self._unsynced
+
+    def sync(self) -> None:
+        """Fsync the writes made with `durable` off, if there are any."""
+        if not self._unsynced:
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._unsynced = False
 
     def _line_offset(self, line: int) -> int:
         """Return the byte offset at which line `line + 1` starts, reading back from the end."""
@@ -652,10 +700,16 @@ class WriteAheadLog(_EntryLog):
 class BackupFile(_EntryLog):
     """A store node's committed prefix of its log, `backup_<id>.txt`."""
 
-    def append(self, entries: Sequence[Entry]) -> None:
-        """Append newly committed `entries`, which must follow the last line, and fsync."""
+    def append(self, entries: Sequence[Entry], durable: bool = True) -> None:
+        """Append newly committed `entries`, which must follow the last line, and fsync when `durable` is set.
+
+        A store node appends with `durable` off and calls `sync` up to
+        100 ms later (see `cluster.node.store_process`). Every entry of this
+        file is already fsynced in the write-ahead log, so a crash that loses
+        the last lines loses no data, and the node learns the commit index again.
+        """
         count = self._loaded_count()
-        self._write_lines(count, self._encode_from(count, entries))
+        self._write_lines(count, self._encode_from(count, entries), durable)
 
     def load_prefix_of(self, wal: WriteAheadLog, log: Sequence[Entry]) -> int:
         """Cut off a partial last line and return the number of committed entries.

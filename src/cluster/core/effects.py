@@ -67,11 +67,12 @@ class AppendLog:
 
 @dataclass(frozen=True, slots=True)
 class CommitLog:
-    """Store node: append newly committed `entries` to its backup file, and fsync.
+    """Store node: append newly committed `entries` to its backup file.
 
     The entries are already durable in the write-ahead log, and a node that
     restarts with a shorter backup file learns the commit index again from
-    its primary, so this write need not precede the messages that follow it.
+    its primary, so this write need not precede the messages that follow it,
+    and its fsync may come later.
     """
 
     entries: tuple[Entry, ...]

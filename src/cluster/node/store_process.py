@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # A full garbage collection that takes longer than this is followed by gc.freeze().
 SLOW_COLLECTION_SECONDS = 0.02
+# The backup file is fsynced at most this long after an append, on a tick.
+BACKUP_SYNC_SECONDS = 0.1
 
 
 def freeze_after_slow_collections() -> Callable[[str, dict[str, Any]], None]:
@@ -69,6 +71,7 @@ class StoreRuntime(NodeRuntime):
         self.state_file = StateFile(store_state_path(data_dir, self.node_id))
         self.wal = WriteAheadLog(wal_path(data_dir, self.node_id))
         self.backup = BackupFile(backup_path(data_dir, self.node_id))
+        self.backup_synced_at = time.monotonic()
         log = self.wal.load()
         committed = self.backup.load_prefix_of(self.wal, log)
 
@@ -99,7 +102,17 @@ class StoreRuntime(NodeRuntime):
         return changed
 
     def on_tick(self, elapsed: int) -> list[Effect]:
+        if self.backup.unsynced and time.monotonic() - self.backup_synced_at >= BACKUP_SYNC_SECONDS:
+            self._sync_backup()
         return self.node.tick()
+
+    def _sync_backup(self) -> None:
+        self.backup.sync()
+        self.backup_synced_at = time.monotonic()
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        self._sync_backup()
 
     def on_peer_message(self, message: Message) -> list[Effect]:
         return dispatch_store(self.node, message)
@@ -116,9 +129,16 @@ class StoreRuntime(NodeRuntime):
             self.wal.apply_many(batches)
 
     def write_after_send(self, effects: Sequence[CommitLog]) -> None:
+        """Extend the backup file, and leave its fsync to a later tick.
+
+        An fsync here would run while the leader fsyncs `output.txt` for the
+        same entries, and the two would compete for the disk. On the
+        benchmark machine (docs/benchmarks.md), this deferral lowered the
+        sequential latency p50 by 0.1 to 0.2 ms.
+        """
         committed = [entry for effect in effects if isinstance(effect, CommitLog) for entry in effect.entries]
         if committed:
-            self.backup.append(committed)
+            self.backup.append(committed, durable=False)
 
 
 def _ignore(up: bool) -> None:
