@@ -2,7 +2,8 @@
 
 `cluster.i18n` reads the locale from the environment when it is imported, and
 `cluster.cli` calls `_()` while it builds the parser, so each translated run
-is a new Python process with the locale variables set.
+is a new Python process with the locale variables set. Tests of a single
+function switch the locale in this process with `cluster.i18n.reload()`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from cluster import i18n
+from cluster.files import DataFileError, parse_entry
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "cluster"
@@ -169,6 +174,15 @@ def test_simulate_narration_stays_english(
     assert any(re.search(r"sync \d+: became leader \(term \d+", line) for line in result.stdout.splitlines())
 
 
+def test_simulate_invariant_detail_portuguese(
+        double_vote_trace: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    result, _ = double_vote_trace
+    lines = result.stdout.splitlines()
+
+    assert any(re.fullmatch(r"  o termo \d+ teve \d+ líderes: nós sync \[\d+(, \d+)+\]", line)
+               for line in lines), result.stdout
+
+
 def test_simulate_replay_note_portuguese(
         double_vote_trace: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
     _, path = double_vote_trace
@@ -232,11 +246,134 @@ def test_simulate_english_default(tmp_path: Path) -> None:
     assert re.fullmatch(r"seed \d+: ElectionSafetyInv violated after \d+ steps", failing.stdout.splitlines()[0])
     assert any(re.fullmatch(r"ElectionSafetyInv violated after step \d+:", line)
                for line in failing.stdout.splitlines())
+    assert any(re.fullmatch(r"  term \d+ had \d+ leaders: sync nodes \[\d+(, \d+)+\]", line)
+               for line in failing.stdout.splitlines()), failing.stdout
     assert failing.stdout.splitlines()[-1] == (
         f"trace written to {path}; replay it with: cluster simulate --replay {path}")
     assert invalid.returncode == 2
     assert invalid.stderr.strip() == (
         "cluster simulate: error: invalid --steps 'abc': expected an integer from 1 to 1000000000")
+
+
+# --- Translated errors of data files, invariants and traces -----------------------------------
+
+# A line of output.txt with four of its six fields.
+SHORT_LINE = "1\t1\t2\t1\n"
+# Two lines of output.txt whose Lamport timestamps decrease, which breaks LamportOrderInv.
+LAMPORT_BACKWARDS = "1\t1\t5\t1\t1\ta\n2\t1\t3\t1\t2\tb\n"
+# A simulator trace whose only event is a number instead of a JSON object.
+TRACE_WITH_BAD_EVENT = {"format": "cluster-sim-trace", "version": 1, "seed": 1, "events": [7],
+                        "config": {"sync": 3, "store": 3, "clients": 1, "messages": 1, "steps": 10}}
+
+
+def test_verify_data_file_error_portuguese(tmp_path: Path) -> None:
+    (tmp_path / "output.txt").write_text(SHORT_LINE, encoding="utf-8")
+
+    result = _cluster(["verify", str(tmp_path)], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"cluster: erro: {tmp_path / 'output.txt'}:1: esperava 6 campos separados por tabulação "
+        "(seq, term, lamport, client_id, request_id, text), mas a linha tem 4")
+
+
+def test_node_start_data_file_error_portuguese(tmp_path: Path) -> None:
+    wal = tmp_path / "store_1.wal"
+    wal.write_text("1\t1\t2\t1\t1\ta\n3\t1\t3\t1\t2\tb\n", encoding="utf-8")
+    # The node stops while it reads its write-ahead log, before it opens the ports.
+    argv = ["store", "--id", "1", "--port", "1", "--cluster-port", "2", "--sync-nodes", "127.0.0.1:3:4",
+            "--store-nodes", "127.0.0.1:1:2", "--data-dir", str(tmp_path)]
+
+    result = _cluster(argv, PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"cluster: erro: {wal}:2: esperava o número de sequência 2, mas a linha tem 3")
+
+
+def test_verify_invariant_detail_portuguese(tmp_path: Path) -> None:
+    (tmp_path / "output.txt").write_text(LAMPORT_BACKWARDS, encoding="utf-8")
+
+    result = _cluster(["verify", str(tmp_path)], PORTUGUESE)
+
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1
+    assert any(line.startswith("FALHOU  LamportOrderInv: ") for line in lines), result.stdout
+    assert "      - o timestamp de Lamport não cresce da seq 1 (5) para a seq 2 (3)" in lines
+
+
+def test_simulate_foreign_trace_portuguese(tmp_path: Path) -> None:
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"hello": 1}), encoding="utf-8")
+
+    result = _cluster(["simulate", "--replay", str(path)], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'cluster simulate: erro: {path} não é um trace do simulador (falta "format": "cluster-sim-trace")')
+
+
+def test_diagram_bad_trace_portuguese(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(TRACE_WITH_BAD_EVENT), encoding="utf-8")
+
+    result = _cluster(["diagram", str(path), "-o", str(tmp_path / "diagram.svg")], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"cluster: erro: {path} é inválido: cada evento deve ser um objeto JSON, mas um deles é 7")
+
+
+def test_lower_level_errors_english_default(tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    backwards = tmp_path / "backwards"
+    trace = tmp_path / "trace.json"
+    short.mkdir()
+    backwards.mkdir()
+    (short / "output.txt").write_text(SHORT_LINE, encoding="utf-8")
+    (backwards / "output.txt").write_text(LAMPORT_BACKWARDS, encoding="utf-8")
+    trace.write_text(json.dumps(TRACE_WITH_BAD_EVENT), encoding="utf-8")
+
+    data_file = _cluster(["verify", str(short)], ENGLISH)
+    invariant = _cluster(["verify", str(backwards)], ENGLISH)
+    bad_trace = _cluster(["simulate", "--replay", str(trace)], ENGLISH)
+
+    assert data_file.returncode == 2
+    assert data_file.stderr.strip() == (
+        f"cluster: error: {short / 'output.txt'}:1: expected 6 tab-separated fields "
+        "(seq, term, lamport, client_id, request_id, text), found 4")
+    assert invariant.returncode == 1
+    assert "      - Lamport timestamp does not increase from seq 1 (5) to seq 2 (3)" in invariant.stdout.splitlines()
+    assert bad_trace.returncode == 2
+    assert bad_trace.stderr.strip() == (
+        f"cluster simulate: error: {trace} is invalid: each event must be a JSON object, found 7")
+
+
+@pytest.fixture
+def portuguese_here() -> Iterator[None]:
+    """Translate `_()` in this process to Brazilian Portuguese for one test, then read the real locale again."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+            patch.delenv(name, raising=False)
+        patch.setenv("LANGUAGE", "pt_BR")
+        i18n.reload()
+        yield
+    i18n.reload()
+
+
+@pytest.mark.usefixtures("portuguese_here")
+def test_untranslated_keeps_errors_english() -> None:
+    """A running node logs its errors, so inside `untranslated()` they stay English whatever the locale."""
+    with pytest.raises(DataFileError) as before:
+        parse_entry(SHORT_LINE, "output.txt", 1)
+    with i18n.untranslated(), pytest.raises(DataFileError) as inside:
+        parse_entry(SHORT_LINE, "output.txt", 1)
+    with pytest.raises(DataFileError) as after:
+        parse_entry(SHORT_LINE, "output.txt", 1)
+
+    assert before.value.reason.startswith("esperava 6 campos separados por tabulação")
+    assert inside.value.reason.startswith("expected 6 tab-separated fields")
+    assert after.value.reason.startswith("esperava 6 campos separados por tabulação")
 
 
 # --- Catalog completeness -------------------------------------------------------------------

@@ -38,6 +38,7 @@ from typing import IO, Any
 from cluster.core.bugs import Bug
 from cluster.core.messages import Entry
 from cluster.core.output import OutputDecision, OutputState, append_output, raise_fence
+from cluster.i18n import _
 
 logger = logging.getLogger(__name__)
 
@@ -136,10 +137,9 @@ def unescape_text(field: str) -> str:
         parts.append(field[start:index])
         code = field[index + 1 : index + 2]
         if code not in _UNESCAPES:
-            sequence = field[index : index + 2]
             raise ValueError(
-                f"invalid escape {sequence!r} at text column {index + 1}"
-                " (expected \\\\, \\t, \\n or \\r)"
+                _("invalid escape {sequence!r} at text column {column} (expected \\\\, \\t, \\n or \\r)").format(
+                    sequence=field[index : index + 2], column=index + 1)
             )
         parts.append(_UNESCAPES[code])
         start = index + 2
@@ -161,9 +161,8 @@ def parse_entry(line: str, path: StrPath, line_number: int) -> Entry:
     if len(fields) != FIELD_COUNT:
         raise DataFileError(
             path,
-            f"expected {FIELD_COUNT} tab-separated fields"
-            " (seq, term, lamport, client_id, request_id, text),"
-            f" found {len(fields)}",
+            _("expected {count} tab-separated fields (seq, term, lamport, client_id, request_id, text), "
+              "found {found}").format(count=FIELD_COUNT, found=len(fields)),
             line_number,
         )
 
@@ -171,20 +170,24 @@ def parse_entry(line: str, path: StrPath, line_number: int) -> Entry:
     for name, field in zip(_INT_FIELDS, fields[:5], strict=True):
         if not (field.isascii() and field.isdigit()) or len(field) > 19:
             raise DataFileError(
-                path, f"{name} must be a non-negative decimal integer, found {field[:40]!r}",
+                path,
+                _("{name} must be a non-negative decimal integer, found {value!r}").format(
+                    name=name, value=field[:40]),
                 line_number,
             )
         value = int(field)
         if value > MAX_FIELD_INT:
-            raise DataFileError(path, f"{name} {value} exceeds {MAX_FIELD_INT}", line_number)
+            raise DataFileError(
+                path, _("{name} {value} exceeds {maximum}").format(name=name, value=value, maximum=MAX_FIELD_INT),
+                line_number,
+            )
         numbers.append(value)
 
     text_field = fields[5]
     if "\r" in text_field:
         raise DataFileError(
             path,
-            "text contains an unescaped carriage return"
-            " (was the file saved with CRLF line endings?)",
+            _("text contains an unescaped carriage return (was the file saved with CRLF line endings?)"),
             line_number,
         )
     try:
@@ -291,7 +294,7 @@ def _parse_line_bytes(raw: bytes, path: StrPath, line_number: int) -> Entry:
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataFileError(path, f"line is not valid UTF-8: {exc}", line_number) from None
+        raise DataFileError(path, _("line is not valid UTF-8: {error}").format(error=exc), line_number) from None
     return parse_entry(line, path, line_number)
 
 
@@ -321,7 +324,9 @@ def _check_sequence(path: Path, entries: Sequence[Entry]) -> None:
     for line_number, entry in enumerate(entries, start=1):
         if entry.seq != line_number:
             raise DataFileError(
-                path, f"expected sequence number {line_number}, found {entry.seq}", line_number
+                path,
+                _("expected sequence number {expected}, found {found}").format(expected=line_number, found=entry.seq),
+                line_number,
             )
 
 
@@ -466,8 +471,8 @@ class OutputFile:
         if not (text.isdigit() and len(text) <= 19):
             raise DataFileError(
                 self.fence_path,
-                f"expected a decimal term, found {raw[:40]!r};"
-                " restore it from the highest leader term in the event logs",
+                _("expected a decimal term, found {value!r}; restore it from the highest leader term in the "
+                  "event logs").format(value=raw[:40]),
             )
         return int(text)
 
@@ -737,17 +742,15 @@ class BackupFile(_EntryLog):
             _check_sequence(self.path, committed)
             if len(committed) > len(log) or list(log[: len(committed)]) != committed:
                 if len(committed) > len(log):
-                    problem = f"holds {len(committed)} committed entries, but {wal.path} holds only {len(log)}"
+                    problem = _("holds {count} committed entries, but {wal} holds only {wal_count}").format(
+                        count=len(committed), wal=wal.path, wal_count=len(log))
                 else:
                     first = next(seq for seq, entry in enumerate(committed, start=1) if log[seq - 1] != entry)
-                    problem = f"differs from {wal.path} at sequence number {first}"
-                raise DataFileError(
-                    self.path,
-                    f"{problem}. Restore this node's data files from a copy. Removing them instead is safe"
-                    " only while other store members hold every committed entry: the node then rejoins"
-                    " and catches up, and the leader accepts no write while the primary lacks entries"
-                    " that output.txt holds",
-                )
+                    problem = _("differs from {wal} at sequence number {seq}").format(wal=wal.path, seq=first)
+                advice = _("Restore this node's data files from a copy. Removing them instead is safe only while "
+                           "other store members hold every committed entry: the node then rejoins and catches up, "
+                           "and the leader accepts no write while the primary lacks entries that output.txt holds")
+                raise DataFileError(self.path, f"{problem}. {advice}")
             count = len(committed)
         self._cut_partial_line(complete_size, len(data) - complete_size)
         self._count = count
@@ -778,19 +781,17 @@ class StateFile:
         try:
             state = json.loads(raw.decode("utf-8"))
         except ValueError as exc:  # UnicodeDecodeError or json.JSONDecodeError
-            raise DataFileError(self.path, f"invalid state file ({exc}); {_RESET_HINT}") from None
+            reason = _("invalid state file ({error})").format(error=exc)
+            raise DataFileError(self.path, f"{reason}; {_reset_hint()}") from None
         if not isinstance(state, dict):
-            kind = type(state).__name__
-            raise DataFileError(
-                self.path, f"expected a JSON object, found a {kind}; {_RESET_HINT}"
-            )
+            reason = _("expected a JSON object, found a {kind}").format(kind=type(state).__name__)
+            raise DataFileError(self.path, f"{reason}; {_reset_hint()}")
         return state
 
 
-_RESET_HINT = (
-    "to reset the node, stop it and delete this file, which makes it forget its term,"
-    " vote and configuration (a sync node may then vote twice in one term)"
-)
+def _reset_hint() -> str:
+    return _("to reset the node, stop it and delete this file, which makes it forget its term, vote and "
+             "configuration (a sync node may then vote twice in one term)")
 
 
 def _json_default(value: object) -> object:

@@ -3,12 +3,19 @@
 Messages are marked with `_()` and looked up in the gettext catalog of the
 `cluster` domain under `cluster/locale/`. The language comes from the usual
 environment variables (`LANGUAGE`, `LC_ALL`, `LC_MESSAGES`, `LANG`); English is
-the default and the fallback. Node logs are not translated.
+the default and the fallback.
+
+Node logs are not translated. A node translates only the errors of its
+start-up, such as a DataFileError for a corrupt data file, because the CLI
+prints them. After start-up it runs under `untranslated()`, because its
+errors then go to its log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gettext
+from collections.abc import Iterator
 from pathlib import Path
 
 DOMAIN = "cluster"
@@ -32,3 +39,15 @@ def reload() -> None:
     """Read the locale from the environment again (for tests that change it)."""
     global _translation
     _translation = gettext.translation(DOMAIN, localedir=LOCALE_DIR, fallback=True)
+
+
+@contextlib.contextmanager
+def untranslated() -> Iterator[None]:
+    """Make `_()` return the English message inside the block, in every thread, and restore the translation after."""
+    global _translation
+    saved = _translation
+    _translation = gettext.NullTranslations()
+    try:
+        yield
+    finally:
+        _translation = saved

@@ -5,7 +5,8 @@ of violations it found, as sentences; an empty list means the invariant
 holds. The simulator calls them on the state of its in-memory cluster after
 every step, and `cluster verify` calls them on the files of a data directory,
 so a student reads the same rule in the spec, in the simulator's report and
-in the verification of a real run.
+in the verification of a real run. The sentences are translated to the
+locale's language, because both commands print them (see `cluster.i18n`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from itertools import pairwise
 
 from cluster.core.messages import Entry
 from cluster.core.spec_names import invariant
+from cluster.i18n import _
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,8 @@ def election_safety(leaders: Iterable[tuple[int, int]]) -> list[str]:
     for term, node in leaders:
         by_term.setdefault(term, set()).add(node)
     return [
-        f"term {term} had {len(nodes)} leaders: sync nodes {sorted(nodes)}"
+        _("term {term} had {count} leaders: sync nodes {nodes}").format(
+            term=term, count=len(nodes), nodes=sorted(nodes))
         for term, nodes in sorted(by_term.items())
         if len(nodes) > 1
     ]
@@ -55,18 +58,20 @@ def epoch_fencing(
     (writer's term, fence term before the write) of every line appended.
     """
     violations = [
-        f"store node {node} accepted {count} messages from older epochs"
+        _("store node {node} accepted {count} messages from older epochs").format(node=node, count=count)
         for node, count in sorted(stale_accepts.items())
         if count
     ]
     for node, epochs in sorted(epoch_history.items()):
         for before, after in pairwise(epochs):
             if after < before:
-                violations.append(f"store node {node} went back from epoch {before} to epoch {after}")
+                violations.append(_("store node {node} went back from epoch {before} to epoch {after}").format(
+                    node=node, before=before, after=after))
                 break
     for line, (term, fence) in enumerate(output_writes, start=1):
         if term < fence:
-            violations.append(f"output line {line} was appended by term {term} while the fence held term {fence}")
+            violations.append(_("output line {line} was appended by term {term} while the fence held term {fence}")
+                              .format(line=line, term=term, fence=fence))
             break
     return violations
 
@@ -77,13 +82,13 @@ def committed_on_all(committed: Sequence[Entry], member_logs: Mapping[int, Seque
     violations = []
     for node, log in sorted(member_logs.items()):
         if len(log) < len(committed):
-            violations.append(
-                f"store node {node} holds {len(log)} entries but {len(committed)} are committed"
-            )
+            violations.append(_("store node {node} holds {count} entries but {committed} are committed").format(
+                node=node, count=len(log), committed=len(committed)))
             continue
         mismatch = _first_mismatch(log, committed)
         if mismatch is not None:
-            violations.append(f"store node {node} differs from the committed log at seq {mismatch}")
+            violations.append(_("store node {node} differs from the committed log at seq {seq}").format(
+                node=node, seq=mismatch))
     return violations
 
 
@@ -102,17 +107,18 @@ def log_matching(
         for second in members[index + 1 :]:
             mismatch = _first_mismatch(member_logs[first], member_logs[second])
             if mismatch is not None:
-                violations.append(f"store nodes {first} and {second} disagree at seq {mismatch}")
+                violations.append(_("store nodes {first} and {second} disagree at seq {seq}").format(
+                    first=first, second=second, seq=mismatch))
     for node, log in sorted(all_logs.items()):
         commit = min(commits.get(node, 0), len(log))
         if commit > len(committed):
-            violations.append(
-                f"store node {node} counts {commit} entries committed but only {len(committed)} are"
-            )
+            violations.append(_("store node {node} counts {commit} entries committed but only {committed} are").format(
+                node=node, commit=commit, committed=len(committed)))
             continue
         mismatch = _first_mismatch(log[:commit], committed)
         if mismatch is not None:
-            violations.append(f"store node {node} has a committed entry at seq {mismatch} that differs")
+            violations.append(_("store node {node} has a committed entry at seq {seq} that differs").format(
+                node=node, seq=mismatch))
     return violations
 
 
@@ -120,13 +126,14 @@ def log_matching(
 def output_prefix(output: Sequence[Entry], committed: Sequence[Entry]) -> list[str]:
     """The output file is a prefix of the committed log."""
     if len(output) > len(committed):
-        return [f"output.txt holds {len(output)} entries but only {len(committed)} are committed"]
+        return [_("output.txt holds {output} entries but only {committed} are committed").format(
+            output=len(output), committed=len(committed))]
     mismatch = _first_mismatch(output, committed)
     if mismatch is not None:
-        return [f"output.txt differs from the committed log at seq {mismatch}"]
+        return [_("output.txt differs from the committed log at seq {seq}").format(seq=mismatch)]
     for position, entry in enumerate(output, start=1):
         if entry.seq != position:
-            return [f"output.txt line {position} carries seq {entry.seq}"]
+            return [_("output.txt line {line} carries seq {seq}").format(line=position, seq=entry.seq)]
     return []
 
 
@@ -136,8 +143,10 @@ def lamport_order(committed: Sequence[Entry]) -> list[str]:
     for before, after in pairwise(committed):
         if after.lamport <= before.lamport:
             return [
-                f"Lamport timestamp does not increase from seq {before.seq} ({before.lamport}) "
-                f"to seq {after.seq} ({after.lamport})"
+                _("Lamport timestamp does not increase from seq {before_seq} ({before_lamport}) "
+                  "to seq {after_seq} ({after_lamport})").format(
+                    before_seq=before.seq, before_lamport=before.lamport,
+                    after_seq=after.seq, after_lamport=after.lamport)
             ]
     return []
 
@@ -150,11 +159,13 @@ def client_order(committed: Sequence[Entry]) -> list[str]:
     for entry in committed:
         previous = last.get(entry.client_id)
         if previous is not None and entry.request_id <= previous.request_id:
-            kind = "twice" if entry.request_id == previous.request_id else "out of order"
-            violations.append(
-                f"client {entry.client_id} request {entry.request_id} appears {kind} "
-                f"(seq {previous.seq} and seq {entry.seq})"
-            )
+            # One whole sentence per case, so that a translation never joins fragments.
+            if entry.request_id == previous.request_id:
+                message = _("client {client} request {request} appears twice (seq {first} and seq {second})")
+            else:
+                message = _("client {client} request {request} appears out of order (seq {first} and seq {second})")
+            violations.append(message.format(
+                client=entry.client_id, request=entry.request_id, first=previous.seq, second=entry.seq))
         last[entry.client_id] = entry
     return violations
 
@@ -168,15 +179,16 @@ def acked_committed(acks: Iterable[Ack], committed: Sequence[Entry], output: Seq
     for ack in acks:
         key = (ack.client_id, ack.request_id)
         if key not in in_committed:
-            violations.append(f"client {ack.client_id} request {ack.request_id} was acknowledged but not committed")
+            violations.append(_("client {client} request {request} was acknowledged but not committed").format(
+                client=ack.client_id, request=ack.request_id))
         elif key not in in_output:
-            violations.append(
-                f"client {ack.client_id} request {ack.request_id} was acknowledged but is not in output.txt"
-            )
+            violations.append(_("client {client} request {request} was acknowledged but is not in output.txt").format(
+                client=ack.client_id, request=ack.request_id))
         elif ack.seq and in_output[key] != ack.seq:
             violations.append(
-                f"client {ack.client_id} request {ack.request_id} was acknowledged at seq {ack.seq} "
-                f"but output.txt has it at seq {in_output[key]}"
+                _("client {client} request {request} was acknowledged at seq {seq} but output.txt has it at seq "
+                  "{output_seq}").format(client=ack.client_id, request=ack.request_id, seq=ack.seq,
+                                         output_seq=in_output[key])
             )
     return violations
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cluster.i18n import untranslated
 from cluster.node.client_process import run_client
 from cluster.node.settings import NodeSettings
 from cluster.node.store_process import StoreRuntime
@@ -51,10 +52,12 @@ def run_node(settings: NodeSettings, log_path: Path | None = None,
 
 
 def _run(settings: NodeSettings, on_ack: Callable[[int], None] | None) -> int:
-    if settings.role == "sync":
-        asyncio.run(SyncRuntime(settings).run())
-        return 0
-    if settings.role == "store":
-        asyncio.run(StoreRuntime(settings).run())
+    if settings.role in ("sync", "store"):
+        # The constructor reads the node's data files. A DataFileError it
+        # raises reaches the CLI, which prints it in the locale's language.
+        # Errors of the running node go to its log, which stays English.
+        runtime = SyncRuntime(settings) if settings.role == "sync" else StoreRuntime(settings)
+        with untranslated():
+            asyncio.run(runtime.run())
         return 0
     return asyncio.run(run_client(settings, on_ack))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cluster.i18n import _
 from cluster.sim.world import Address, World
 
 # Operations that inject a fault, as opposed to the ordinary progress of the run.
@@ -52,15 +53,18 @@ class SimEvent:
     @staticmethod
     def from_json(data: dict[str, Any]) -> SimEvent:
         """Build an event from its JSON form; raise ValueError naming what is invalid."""
+        if not isinstance(data, dict):
+            raise ValueError(_("each event must be a JSON object, found {event!r}").format(event=data))
         op = data.get("op")
         if op not in OPS:
-            raise ValueError(f"invalid event op {op!r}; expected one of {', '.join(sorted(OPS))}")
+            raise ValueError(_("invalid event op {op!r}; expected one of {ops}").format(
+                op=op, ops=", ".join(sorted(OPS))))
         node = parse_address(data["node"]) if "node" in data else None
         source = parse_address(data["from"]) if "from" in data else None
         target = parse_address(data["to"]) if "to" in data else None
         seq = data.get("n", 0)
         if not isinstance(seq, int) or seq < 0:
-            raise ValueError(f"invalid event sequence number {seq!r}; expected an integer >= 1")
+            raise ValueError(_("invalid event sequence number {seq!r}; expected an integer >= 1").format(seq=seq))
         group = tuple(parse_address(item) for item in data.get("group", ()))
         event = SimEvent(op, node, source, target, seq, group)
         _check_shape(event)
@@ -70,13 +74,13 @@ class SimEvent:
 def _check_shape(event: SimEvent) -> None:
     op = event.op
     if op in ("deliver", "drop", "duplicate") and (event.source is None or event.target is None or not event.seq):
-        raise ValueError(f"event {op!r} needs 'from', 'to' and 'n'")
+        raise ValueError(_("event {op!r} needs 'from', 'to' and 'n'").format(op=op))
     if op in ("tick", "crash", "restart", "pause", "resume", "output") and event.node is None:
-        raise ValueError(f"event {op!r} needs 'node'")
+        raise ValueError(_("event {op!r} needs 'node'").format(op=op))
     if op == "output" and not event.seq:
-        raise ValueError("event 'output' needs 'n'")
+        raise ValueError(_("event 'output' needs 'n'"))
     if op == "partition" and not event.group:
-        raise ValueError("event 'partition' needs a non-empty 'group'")
+        raise ValueError(_("event 'partition' needs a non-empty 'group'"))
 
 
 def format_address(address: Address) -> str:
@@ -87,7 +91,8 @@ def parse_address(text: Any) -> Address:
     """Parse "sync 2", "store 1" or "client 3"; raise ValueError on anything else."""
     parts = str(text).split()
     if len(parts) != 2 or parts[0] not in ("sync", "store", "client") or not parts[1].isdigit():
-        raise ValueError(f"invalid node address {text!r}; expected e.g. 'sync 2', 'store 1' or 'client 3'")
+        raise ValueError(_("invalid node address {text!r}; expected e.g. 'sync 2', 'store 1' or 'client 3'").format(
+            text=text))
     return (parts[0], int(parts[1]))
 
 

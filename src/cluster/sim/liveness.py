@@ -38,6 +38,7 @@ import random
 
 from cluster.core.sync_node import Role
 from cluster.core.timers import Timers
+from cluster.i18n import _
 from cluster.sim.events import SimEvent
 from cluster.sim.runner import Runner
 from cluster.sim.world import Address, World
@@ -91,17 +92,19 @@ class LivenessMonitor:
 
         if self.leader_round is None and self.rounds > self.leader_bound:
             return ("LivenessLeaderElected", [
-                f"no sync node led a majority within {self.leader_bound} fault-free rounds"
+                _("no sync node led a majority within {rounds} fault-free rounds").format(rounds=self.leader_bound)
             ])
         if self.done_round is None and self.rounds > self.ack_bound:
             waiting = [
-                f"client {client.client_id} has {len(client.in_flight) + len(client.queue)} "
-                f"unacknowledged messages"
+                _("client {client} has {count} unacknowledged messages").format(
+                    client=client.client_id, count=len(client.in_flight) + len(client.queue))
                 for client in world.clients.values()
                 if not client.done
             ]
             return ("LivenessPendingCommits", [
-                f"client messages still unacknowledged after {self.ack_bound} fault-free rounds", *waiting
+                _("client messages still unacknowledged after {rounds} fault-free rounds").format(
+                    rounds=self.ack_bound),
+                *waiting,
             ])
         return None
 

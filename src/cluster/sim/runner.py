@@ -14,6 +14,7 @@ from typing import Any
 
 from cluster.core.bugs import Bug
 from cluster.core.timers import Timers
+from cluster.i18n import _
 from cluster.sim.events import SimEvent, apply_event
 from cluster.sim.world import World
 
@@ -81,9 +82,13 @@ class SimConfig:
 
     @staticmethod
     def from_json(data: dict[str, Any], bugs: frozenset[Bug]) -> SimConfig:
+        """Build a configuration from its JSON form; raise ValueError, KeyError or TypeError when it is invalid."""
+        if not isinstance(data, dict):
+            raise ValueError(_("\"config\" must be a JSON object, found {config!r}").format(config=data))
         unknown = set(data.get("faults", ())) - set(FAULT_KINDS)
         if unknown:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
+            raise ValueError(_("unknown fault kinds {unknown}; known: {known}").format(
+                unknown=sorted(unknown), known=", ".join(FAULT_KINDS)))
         return SimConfig(
             sync=int(data["sync"]),
             store=int(data["store"]),

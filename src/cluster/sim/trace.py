@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.core.bugs import Bug, parse_bugs
+from cluster.i18n import _
 from cluster.sim.events import SimEvent, applicable
 from cluster.sim.liveness import LivenessMonitor
 from cluster.sim.runner import Runner, SimConfig, Violation
@@ -78,28 +79,47 @@ def read_trace(path: Path) -> Trace:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise TraceError(f"cannot read trace {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise TraceError(f"trace {path} is not valid JSON: {error}") from None
+        raise TraceError(_("cannot read trace {path}: {error}").format(path=path, error=error.strerror)) from None
+    except ValueError as error:  # json.JSONDecodeError, or UnicodeDecodeError for a file that is not UTF-8
+        raise TraceError(_("trace {path} is not valid JSON: {error}").format(path=path, error=error)) from None
     return parse_trace(data, str(path))
 
 
 def parse_trace(data: Any, name: str = "trace") -> Trace:
     if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
-        raise TraceError(f"{name} is not a simulator trace (missing \"format\": \"{TRACE_FORMAT}\")")
+        raise TraceError(_("{name} is not a simulator trace (missing \"format\": \"{format}\")").format(
+            name=name, format=TRACE_FORMAT))
     if data.get("version") != TRACE_VERSION:
-        raise TraceError(f"{name} has trace version {data.get('version')!r}; this simulator reads version "
-                         f"{TRACE_VERSION}")
+        raise TraceError(_("{name} has trace version {version!r}; this simulator reads version {supported}").format(
+            name=name, version=data.get("version"), supported=TRACE_VERSION))
+    _check_bug_names(data.get("bugs", []), name)
     try:
         bugs: frozenset[Bug] = parse_bugs(",".join(data.get("bugs", [])))
         config = SimConfig.from_json(data["config"], bugs)
         seed = int(data["seed"])
         events = [SimEvent.from_json(item) for item in data["events"]]
+        recovery_start = data.get("recovery_start")
+        if recovery_start is not None:
+            recovery_start = int(recovery_start)
     except (KeyError, TypeError, ValueError) as error:
-        raise TraceError(f"{name} is invalid: {error}") from None
-    recovery_start = data.get("recovery_start")
-    return Trace(config, seed, events, None if recovery_start is None else int(recovery_start),
-                 data.get("violation"))
+        raise TraceError(_("{name} is invalid: {error}").format(name=name, error=error)) from None
+    return Trace(config, seed, events, recovery_start, data.get("violation"))
+
+
+def _check_bug_names(names: Any, trace_name: str) -> None:
+    """Raise TraceError unless `names` is a list of known bug names.
+
+    parse_bugs rejects unknown names too, but its error is English text
+    that the catalog cannot translate.
+    """
+    if not isinstance(names, list) or not all(isinstance(item, str) for item in names):
+        raise TraceError(_("{name} is invalid: \"bugs\" must be a list of bug names").format(name=trace_name))
+    known = [bug.value for bug in Bug]
+    for raw in names:
+        bug = raw.strip()
+        if bug and bug not in known:
+            raise TraceError(_("{name} is invalid: unknown bug {bug!r}; known bugs: {known}").format(
+                name=trace_name, bug=bug, known=", ".join(known)))
 
 
 def replay(
@@ -126,8 +146,9 @@ def replay(
             recovery_start = len(runner.events)
         if not applicable(runner.world, event) or (fifo and _overtakes(runner.world, event)):
             if strict:
-                raise TraceError(f"event {index + 1} ({event.to_json()}) cannot happen in the replayed run; "
-                                 "the trace was recorded with different code or was edited")
+                raise TraceError(_("event {step} ({event}) cannot happen in the replayed run; the trace was "
+                                   "recorded with different code or was edited").format(
+                                       step=index + 1, event=event.to_json()))
             continue
         if not runner.step(event):
             break

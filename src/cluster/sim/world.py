@@ -46,6 +46,7 @@ from cluster.core.spec_names import action
 from cluster.core.store_node import StoreNode
 from cluster.core.sync_node import SyncNode
 from cluster.core.timers import Timers
+from cluster.i18n import _
 from cluster.invariants import (
     Ack,
     acked_committed,
@@ -450,7 +451,8 @@ class World:
             if seq <= len(self.committed):
                 if self.committed[seq - 1] != entry:
                     self.commit_conflicts.append(
-                        f"store node {address[1]} declared a different entry committed at seq {seq}"
+                        _("store node {node} declared a different entry committed at seq {seq}").format(
+                            node=address[1], seq=seq)
                     )
             else:
                 self.committed.append(entry)
