@@ -186,12 +186,13 @@ class BenchCluster:
     def finish(self) -> dict[str, Any]:
         """Stop the clients, let the store settle, stop the nodes and verify the data directory."""
         self.stop_clients()
-        wait_settled(self.local)
+        settled = wait_settled(self.local).settled
         self.local.stop_nodes()
         report = verify(self.options.data_dir)
+        failed = [check.name for check in report.checks if not check.passed]
         return {
-            "verified": report.passed,
-            "failed_checks": [check.name for check in report.checks if not check.passed],
+            "verified": report.passed and settled,
+            "failed_checks": failed if settled else [*failed, "settled"],
             "output_entries": report.output_entries,
         }
 

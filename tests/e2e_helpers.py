@@ -69,7 +69,7 @@ class Cluster:
         assert codes == [0] * len(codes), f"client exit codes {codes}"
 
     def settle(self) -> None:
-        wait_settled(self.local)
+        assert wait_settled(self.local).settled, "the store did not catch up with the leader"
 
     def close(self) -> None:
         self.local.stop_nodes()

@@ -128,3 +128,32 @@ def test_ctrl_c_stops_every_node(tmp_path: Path) -> None:
         host, port, _cluster_port = address.split(":")
         with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port)), timeout=2):
             pass
+
+
+def _summary(settled: bool) -> str:
+    from cluster.cli import format_summary
+    from cluster.launcher import RunSummary
+    from cluster.verify import Report
+
+    report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
+    return format_summary(RunSummary(report, 10, 1.0, None, None, settled=settled))
+
+
+def test_summary_reports_unsettled_store() -> None:
+    assert "did not catch up" in _summary(settled=False)
+    assert "did not catch up" not in _summary(settled=True)
+
+
+def test_wait_settled_times_out_without_leader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no node running, wait_settled reports that the cluster did not settle."""
+    from cluster import run
+    from cluster.launcher import LocalCluster, RunOptions, prepare_data_dir
+
+    options = RunOptions(sync=1, store=1, clients=0, data_dir=tmp_path / "data", fresh=True)
+    prepare_data_dir(options)
+    monkeypatch.setattr(run, "SETTLE_SECONDS", 0.2)
+
+    result = run.wait_settled(LocalCluster(options))
+
+    assert not result.settled
+    assert result.leader is None

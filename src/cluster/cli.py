@@ -173,6 +173,7 @@ def command_soak(args: argparse.Namespace) -> int:
 
 def format_summary(summary: object) -> str:
     from cluster.launcher import RunSummary
+    from cluster.run import SETTLE_SECONDS
 
     assert isinstance(summary, RunSummary)
     lines = []
@@ -193,6 +194,10 @@ def format_summary(summary: object) -> str:
         elections=summary.elections, epochs=summary.epochs, kills=", ".join(summary.kills) or "-"))
     if not summary.clients_finished:
         lines.append(_("some clients did not get every message acknowledged"))
+    if not summary.settled:
+        lines.append(_("the store did not catch up with the leader within {seconds:.0f} s before the nodes stopped,"
+                       " so the backup files may lack the last entries; see the logs in the data directory").format(
+            seconds=SETTLE_SECONDS))
     return "\n".join(lines)
 
 

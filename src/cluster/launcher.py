@@ -87,6 +87,7 @@ class RunSummary:
     elections: int = 0
     epochs: int = 0
     clients_finished: bool = True
+    settled: bool = True  # the store caught up with the leader before the nodes stopped
 
 
 # --- Input ---------------------------------------------------------------------------

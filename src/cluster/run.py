@@ -120,7 +120,7 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
             count=cluster.acknowledged(), total=total, rate=cluster.acknowledged() / max(elapsed, 1e-9))
         out.write(("\r" + line + "   \n") if interactive else line + "\n")
 
-        leader, primary = wait_settled(cluster)
+        settled = wait_settled(cluster)
         clients_finished = all(process.exitcode == 0 for process in cluster.client_processes())
     finally:
         cluster.stop_nodes()
@@ -128,8 +128,9 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
     report = verify(options.data_dir)
     elections, epochs = _count_failovers(options)
     return RunSummary(
-        report=report, committed=report.output_entries, seconds=elapsed, leader=leader, primary=primary,
-        kills=kills, elections=elections, epochs=epochs, clients_finished=clients_finished,
+        report=report, committed=report.output_entries, seconds=elapsed, leader=settled.leader,
+        primary=settled.primary, kills=kills, elections=elections, epochs=epochs,
+        clients_finished=clients_finished, settled=settled.settled,
     )
 
 
@@ -161,8 +162,17 @@ def _run_chaos(
     out.write(("\n" if out.isatty() else "") + message + "\n")
 
 
-def wait_settled(cluster: LocalCluster) -> tuple[NodeStatus | None, NodeStatus | None]:
-    """Wait until the leader has written every entry and each store member committed it."""
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """The leader and the primary found last, and whether the cluster settled before the deadline."""
+
+    leader: NodeStatus | None
+    primary: NodeStatus | None
+    settled: bool
+
+
+def wait_settled(cluster: LocalCluster) -> Settled:
+    """Wait up to SETTLE_SECONDS until the leader has written every entry and each store member committed it."""
     deadline = time.monotonic() + SETTLE_SECONDS
     leader: NodeStatus | None = None
     primary: NodeStatus | None = None
@@ -179,9 +189,9 @@ def wait_settled(cluster: LocalCluster) -> tuple[NodeStatus | None, NodeStatus |
             )
             same_epoch = primary.reply.epoch == leader.reply.epoch
             if written >= leader.reply.log_len and members_done and same_epoch:
-                return leader, primary
+                return Settled(leader, primary, True)
         time.sleep(0.05)
-    return leader, primary
+    return Settled(leader, primary, False)
 
 
 def _count_failovers(options: RunOptions) -> tuple[int, int]:
