@@ -13,6 +13,10 @@ a backup receives `Replicate`, and the primary receives the last
 event, once the entries are in `output.txt`. Each step's median and 90th percentile go to stdout and to
 `benchmarks/results/latency_path.json`.
 
+It also reports how many of the slowest 3% of the messages, and of those
+from p25 to p50, overlap a heartbeat round, during which seven nodes wake
+up to answer the leader.
+
 Writing the trace events costs a few tens of microseconds per message on
 each node, so the steps add up to more than the untraced latency of
 `benchmarks/run.py`; the split between them is what this script is for.
@@ -21,6 +25,7 @@ each node, so the steps add up to more than the untraced latency of
 from __future__ import annotations
 
 import argparse
+import bisect
 import itertools
 import json
 import sys
@@ -112,6 +117,24 @@ def split_message(records: list[Record], sent: float, acked: float, leader: str,
     return [(later - earlier) * 1000 for earlier, later in itertools.pairwise(points)]
 
 
+HEARTBEAT_TYPES = frozenset({"Heartbeat", "HeartbeatReply", "StorePing", "StoreStatus"})
+
+
+def heartbeat_share(records: list[Record], messages: list[tuple[float, float]]) -> float:
+    """Return the fraction of `messages` (sent, acked) during which some node sent or received a heartbeat message.
+
+    The leader's heartbeat round sends a `Heartbeat` to each follower and a
+    `StorePing` to each store node, and every one of them wakes up to reply.
+    """
+    times = sorted(record.time for record in records if record.kind in HEARTBEAT_TYPES)
+    overlapping = 0
+    for sent, acked in messages:
+        index = bisect.bisect_left(times, sent)
+        if index < len(times) and times[index] <= acked:
+            overlapping += 1
+    return overlapping / max(len(messages), 1)
+
+
 def measure(messages: int, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="latency-path-") as workdir:
         data_dir = Path(workdir)
@@ -151,9 +174,14 @@ def measure(messages: int, seed: int) -> dict[str, Any]:
         steps.append({"step": name, "p50_ms": round(cluster_bench.percentile(values, 0.5), 3),
                       "p90_ms": round(cluster_bench.percentile(values, 0.9), 3)})
     totals = [(acked - sent) * 1000 for sent, acked in measured]
+    by_latency = sorted(measured, key=lambda pair: pair[1] - pair[0])
+    slowest = by_latency[len(by_latency) * 97 // 100:]
+    middle = by_latency[len(by_latency) // 4 : len(by_latency) // 2]
     return {
         "messages": messages, "measured": len(measured), "split": len(complete),
         "total_p50_ms": round(cluster_bench.percentile(totals, 0.5), 3), "steps": steps,
+        "heartbeat_share": {"slowest_3_percent": round(heartbeat_share(records, slowest), 3),
+                            "p25_to_p50": round(heartbeat_share(records, middle), 3)},
     }
 
 
@@ -180,6 +208,9 @@ def main() -> int:
     print(f"{'p50 ms':>8} {'p90 ms':>8}  step")
     for step in result["steps"]:
         print(f"{step['p50_ms']:8.3f} {step['p90_ms']:8.3f}  {step['step']}")
+    share = result["heartbeat_share"]
+    print(f"messages that overlap a heartbeat round: {share['slowest_3_percent']:.0%} of the slowest 3%,"
+          f" {share['p25_to_p50']:.0%} of those from p25 to p50")
     print(f"written to {args.out}")
     return 0
 
