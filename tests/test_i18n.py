@@ -288,7 +288,10 @@ def test_node_start_data_file_error_portuguese(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
-        f"cluster: erro: {wal}:2: esperava o número de sequência 2, mas a linha tem 3")
+        f"cluster: erro: {wal}:2: esperava o número de sequência 2, mas a linha tem 3; restaure os arquivos"
+        " de dados deste nó a partir de uma cópia; apagar o seu log de escrita antecipada, o arquivo de"
+        " backup e o arquivo de estado é seguro apenas enquanto os outros membros do store contêm todas as"
+        " entradas commitadas, e o nó então volta ao cluster e se atualiza")
 
 
 def test_verify_invariant_detail_portuguese(tmp_path: Path) -> None:

@@ -441,9 +441,13 @@ class OutputFile:
                 self._append_lines(decision.entries, decision.last_seq)
         return decision
 
-    def read_state(self) -> OutputState:
-        """Return the fence term and the last sequence number, read under the lock."""
-        with self._locked():
+    def read_state(self, wait: bool = True) -> OutputState:
+        """Return the fence term and the last sequence number, read under the lock.
+
+        With `wait` False, raise BlockingIOError instead of waiting while
+        another process holds the lock.
+        """
+        with self._locked(wait):
             return self._read_state()
 
     @contextlib.contextmanager
@@ -511,7 +515,7 @@ class OutputFile:
         except DataFileError as exc:
             file.seek(0)
             line_number = file.read(line_start).count(b"\n") + 1
-            raise DataFileError(self.path, exc.reason, line_number) from None
+            raise DataFileError(self.path, f"{exc.reason}; {_output_repair_hint()}", line_number) from None
         return entry.seq, complete_size
 
     def _append_lines(self, entries: Sequence[Entry], last_seq: int) -> None:
@@ -577,8 +581,11 @@ class _EntryLog:
         Raises DataFileError when a line is invalid or sequence numbers do not
         run 1, 2, 3, ... from the first line.
         """
-        scan = _scan(self.path)
-        _check_sequence(self.path, scan.entries)
+        try:
+            scan = _scan(self.path)
+            _check_sequence(self.path, scan.entries)
+        except DataFileError as exc:
+            raise DataFileError(exc.path, f"{exc.reason}; {_store_repair_hint()}", exc.line_number) from None
         self._cut_partial_line(scan.complete_size, scan.partial_bytes)
         self._count = len(scan.entries)
         self._size = scan.complete_size
@@ -782,14 +789,40 @@ class StateFile:
             state = json.loads(raw.decode("utf-8"))
         except ValueError as exc:  # UnicodeDecodeError or json.JSONDecodeError
             reason = _("invalid state file ({error})").format(error=exc)
-            raise DataFileError(self.path, f"{reason}; {_reset_hint()}") from None
+            raise DataFileError(self.path, f"{reason}; {_reset_hint(self.path)}") from None
         if not isinstance(state, dict):
             reason = _("expected a JSON object, found a {kind}").format(kind=type(state).__name__)
-            raise DataFileError(self.path, f"{reason}; {_reset_hint()}")
+            raise DataFileError(self.path, f"{reason}; {_reset_hint(self.path)}")
         return state
 
+    def invalid(self, error: Exception, role: str) -> DataFileError:
+        """Return the error for a state whose fields the node of `role` could not read."""
+        if isinstance(error, KeyError):
+            reason = _("the field {name} is missing").format(name=error.args[0] if error.args else "?")
+        else:
+            reason = _("a field has an invalid value ({error})").format(error=error)
+        return DataFileError(self.path, f"{reason}; {_reset_hint(self.path, role)}")
 
-def _reset_hint() -> str:
+
+def _store_repair_hint() -> str:
+    """Return how to recover from a damaged data file of a store node."""
+    return _("restore this node's data files from a copy; removing its write-ahead log, backup file and "
+             "state file instead is safe only while the other store members hold every committed entry, "
+             "and the node then rejoins and catches up")
+
+
+def _output_repair_hint() -> str:
+    """Return how to recover from a damaged line of output.txt."""
+    return _("output.txt must hold the committed log, so copy the damaged line from the same line of a store "
+             "node's backup file, or restore output.txt from a copy")
+
+
+def _reset_hint(path: Path, role: str | None = None) -> str:
+    """Return how to recover from a damaged state file of a sync or a store node."""
+    if role is None:
+        role = "store" if path.name.startswith("store_") else "sync"
+    if role == "store":
+        return _store_repair_hint()
     return _("to reset the node, stop it and delete this file, which makes it forget its term, vote and "
              "configuration (a sync node may then vote twice in one term)")
 

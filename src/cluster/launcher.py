@@ -27,6 +27,7 @@ from typing import Any
 
 from cluster.core.bugs import Bug
 from cluster.core.messages import MAX_TEXT_BYTES
+from cluster.files import DataFileError
 from cluster.i18n import _
 from cluster.net.auth import KeyRing, generate_key, load_key_file, write_key_file
 from cluster.node.settings import KEY_FILE_NAME, NodeAddress, NodeSettings
@@ -35,6 +36,8 @@ from cluster.verify import Report
 
 HOST = "127.0.0.1"
 STOP_SECONDS = 5.0
+# Exit status of a node process stopped by a damaged data file.
+EXIT_DATA_FILE_ERROR = 2
 # Files a run creates; `--fresh` removes exactly these.
 RUN_FILE_PATTERNS = (
     "output.txt", "output.lock", "output.fence", "backup_*.txt", "store_*.wal", "store_*.state.json",
@@ -190,7 +193,14 @@ def _node_main(settings: NodeSettings, log_path: Path, acked: Any = None) -> Non
     if acked is not None:
         def on_ack(count: int) -> None:
             acked[settings.node_id - 1] += count
-    sys.exit(run_node(settings, log_path, on_ack))
+    try:
+        status = run_node(settings, log_path, on_ack)
+    except DataFileError as error:
+        # The node's log has the same line. Without this, multiprocessing
+        # would print a traceback around it.
+        print(f"{settings.role} {settings.node_id}: {error}", file=sys.stderr)
+        status = EXIT_DATA_FILE_ERROR
+    sys.exit(status)
 
 
 class LocalCluster:

@@ -46,7 +46,7 @@ from cluster.core.dispatch import UnexpectedMessage
 from cluster.core.effects import AppendLog, CommitLog, Effect, Event, PersistState, Reply, Send
 from cluster.core.messages import StatusReply, StatusRequest
 from cluster.core.timers import TICK_SECONDS
-from cluster.files import EventLog, events_path
+from cluster.files import DataFileError, EventLog, events_path
 from cluster.net.auth import NONCE_BYTES, Acceptor, Hello, RejectionCounter, RejectionReport, RejectReason
 from cluster.net.links import LinkIdentity, PeerLink, accept_peer, read_frames, read_peer_frames
 from cluster.node.settings import NodeSettings
@@ -88,6 +88,7 @@ class NodeRuntime:
         self.rejections = RejectionCounter(AUTH_REPORT_SECONDS)
         self.trace_messages = settings.trace_messages
         self.events_closed = False
+        self.failure: DataFileError | None = None  # the data file error that stopped the node
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.events = EventLog(events_path(settings.data_dir, self.role, self.node_id), self.node_id)
 
@@ -151,6 +152,20 @@ class NodeRuntime:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 logger.error("%s %d: %s failed", self.role, self.node_id, task.get_name(), exc_info=task.exception())
         await self.shutdown()
+        if self.failure is not None:
+            raise self.failure
+
+    def fail(self, error: DataFileError) -> None:
+        """Stop the node because a data file cannot be used, and make `run` raise `error` once it has stopped.
+
+        A node must not go on after a file it relies on turned out to be
+        damaged, and the error names the file and the repair, so it is
+        logged as one line rather than as a traceback.
+        """
+        logger.error("%s %d: %s; stopping", self.role, self.node_id, error)
+        if self.failure is None:
+            self.failure = error
+        self.stopping.set()
 
     async def shutdown(self) -> None:
         logger.info("%s %d stopping", self.role, self.node_id)
@@ -282,23 +297,31 @@ class NodeRuntime:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            effects = self.pending
-            self.pending = []
-            effects += self.before_send()
-            if not effects:
-                continue
+            try:
+                self._round()
+            except DataFileError as error:
+                self.fail(error)
+                return
 
-            eager = [effect for effect in effects if isinstance(effect, Send) and effect.eager]
-            if eager:
-                self._send_messages(eager)
-            durable = [effect for effect in effects if isinstance(effect, PersistState | AppendLog)]
-            if durable:
-                self.write_durable(durable)
-            self._carry_out_round([effect for effect in effects if not (isinstance(effect, Send) and effect.eager)])
-            committed = [effect for effect in effects if isinstance(effect, CommitLog)]
-            if committed:
-                self.write_after_send(committed)
-            self.events.flush()
+    def _round(self) -> None:
+        """Carry out the effects submitted since the last round, in the order the module docstring gives."""
+        effects = self.pending
+        self.pending = []
+        effects += self.before_send()
+        if not effects:
+            return
+
+        eager = [effect for effect in effects if isinstance(effect, Send) and effect.eager]
+        if eager:
+            self._send_messages(eager)
+        durable = [effect for effect in effects if isinstance(effect, PersistState | AppendLog)]
+        if durable:
+            self.write_durable(durable)
+        self._carry_out_round([effect for effect in effects if not (isinstance(effect, Send) and effect.eager)])
+        committed = [effect for effect in effects if isinstance(effect, CommitLog)]
+        if committed:
+            self.write_after_send(committed)
+        self.events.flush()
 
     def _carry_out_round(self, effects: list[Effect]) -> None:
         """Log the events of one round, send its messages and replies, then run its output-file operations.

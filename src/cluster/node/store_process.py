@@ -76,10 +76,15 @@ class StoreRuntime(NodeRuntime):
         committed = self.backup.load_prefix_of(self.wal, log)
 
         store_ids = list(range(1, len(settings.store_nodes) + 1))
-        self.node = StoreNode(
-            self.node_id, store_ids, bugs=settings.bugs, persisted=self.state_file.load(),
-            log=log, commit=committed,
-        )
+        persisted = self.state_file.load()
+        try:
+            self.node = StoreNode(
+                self.node_id, store_ids, bugs=settings.bugs, persisted=persisted, log=log, commit=committed,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            if persisted is None:
+                raise
+            raise self.state_file.invalid(error, "store") from None
         gc.freeze()  # the replayed log, which lives as long as the process
         freeze_after_slow_collections()
         if log:

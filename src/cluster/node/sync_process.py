@@ -12,7 +12,7 @@ from cluster.core.effects import AppendOutput, Effect, FenceOutput, PersistState
 from cluster.core.messages import ClientRequest, StatusReply
 from cluster.core.output import OutputDecision
 from cluster.core.sync_node import SyncNode
-from cluster.files import OutputFile, StateFile, sync_state_path
+from cluster.files import DataFileError, OutputFile, StateFile, sync_state_path
 from cluster.node.runtime import NodeRuntime
 from cluster.node.settings import NodeSettings
 from cluster.wire import Message
@@ -34,9 +34,14 @@ class SyncRuntime(NodeRuntime):
         sync_ids = list(range(1, len(settings.sync_nodes) + 1))
         store_ids = list(range(1, len(settings.store_nodes) + 1))
         rng = random.Random(settings.seed if settings.seed is not None else None)
-        self.node = SyncNode(
-            self.node_id, sync_ids, store_ids, rng, bugs=settings.bugs, persisted=self.state_file.load()
-        )
+        persisted = self.state_file.load()
+        try:
+            self.node = SyncNode(self.node_id, sync_ids, store_ids, rng, bugs=settings.bugs, persisted=persisted)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            if persisted is None:
+                raise
+            raise self.state_file.invalid(error, "sync") from None
+        self._check_output_files()
         if self.node.term:
             logger.info("sync %d: recovered term %d, epoch %d", self.node_id, self.node.term, self.node.config.epoch)
 
@@ -45,6 +50,20 @@ class SyncRuntime(NodeRuntime):
                 self.add_link("sync", peer, address.host, address.cluster_port, self._sync_link_state(peer))
         for store, address in enumerate(settings.store_nodes, start=1):
             self.add_link("store", store, address.host, address.cluster_port, self._store_link_state(store))
+
+    def _check_output_files(self) -> None:
+        """Raise DataFileError now, before the node starts, if output.fence or output.txt cannot be read.
+
+        Otherwise the damage would show only once this node became leader,
+        and every node elected after it would stop on the same file. While
+        another process holds the output lock the check is skipped, because
+        a leader paused in the middle of an append would block the start.
+        """
+        try:
+            self.output.read_state(wait=False)
+        except BlockingIOError:
+            logger.info("sync %d: output.lock is held by another process; output files not checked at start",
+                        self.node_id)
 
     def _sync_link_state(self, peer: int) -> Callable[[bool], None]:
         def changed(up: bool) -> None:
@@ -120,6 +139,8 @@ class SyncRuntime(NodeRuntime):
             async with self.output_lock:
                 decision = await asyncio.to_thread(self._apply_output, effect, True)
                 self._report_output(effect, decision)
+        except DataFileError as error:
+            self.fail(error)
         finally:
             self.output_waiting -= 1
 
