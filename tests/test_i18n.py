@@ -419,3 +419,37 @@ def test_mo_matches_po() -> None:
     compiled = tools.compile_catalog(tools.read_catalog(PO_FILE))
 
     assert compiled == MO_FILE.read_bytes(), "cluster.mo is older than cluster.po; run tools/i18n.py compile"
+
+
+def test_diagram_unwritable_output_portuguese(
+    double_vote_trace: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+) -> None:
+    _, trace = double_vote_trace
+    target = tmp_path / "missing" / "diagram.html"
+
+    result = _cluster(["diagram", str(trace), "-o", str(target)], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"cluster: erro: não foi possível gravar {target} (No such file or directory); passe em -o um arquivo"
+        " num diretório que exista e aceite gravação")
+
+
+def test_status_down_role_stays_english(portuguese_here: None) -> None:
+    """The role column keeps the nodes' own words, so `awk '$4 == "leader"'` works in every locale."""
+    from cluster.status import NodeStatus, format_table
+
+    table = format_table([NodeStatus("sync", 1, "127.0.0.1", 1, None)])
+
+    assert table.splitlines()[0].split()[0] == "nó"
+    assert table.splitlines()[1].split()[3] == "down"
+
+
+def test_partial_line_warning_portuguese(tmp_path: Path) -> None:
+    (tmp_path / "cluster.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "output.txt").write_text("1\t1\t1\t1\t1\ta\n2\t1\t2", encoding="utf-8")
+
+    result = _cluster(["verify", str(tmp_path)], PORTUGUESE)
+
+    assert (f"{tmp_path / 'output.txt'}: última linha parcial de 5 bytes sem quebra de linha ignorada,"
+            " deixada por uma falha durante uma gravação anterior") in result.stderr + result.stdout

@@ -190,7 +190,8 @@ def format_summary(summary: object) -> str:
     rate = summary.committed / summary.seconds if summary.seconds > 0 else 0.0
     lines.append(_("messages committed: {count} in {seconds:.2f} s ({rate:.0f} messages/s)").format(
         count=summary.committed, seconds=summary.seconds, rate=rate))
-    lines.append(_("failovers seen: leader elections {elections}, store epochs {epochs}, nodes killed: {kills}").format(
+    lines.append(_("failovers seen: leader elections {elections}, store epochs {epochs}, nodes killed or paused: "
+                   "{kills}").format(
         elections=summary.elections, epochs=summary.epochs, kills=", ".join(summary.kills) or "-"))
     if not summary.clients_finished:
         lines.append(_("some clients did not get every message acknowledged"))

@@ -299,11 +299,13 @@ def _parse_line_bytes(raw: bytes, path: StrPath, line_number: int) -> Entry:
 
 
 def _warn_partial_line(path: Path, partial_bytes: int, action: str) -> None:
-    logger.warning(
-        "%s: %s a partial last line of %d bytes without a newline,"
-        " left by a crash during an earlier write",
-        path, action, partial_bytes,
-    )
+    if action == "removed":
+        message = _("{path}: removed a partial last line of {count} bytes without a newline, left by a crash "
+                    "during an earlier write")
+    else:
+        message = _("{path}: ignored a partial last line of {count} bytes without a newline, left by a crash "
+                    "during an earlier write")
+    logger.warning("%s", message.format(path=path, count=partial_bytes))
 
 
 def read_entries(path: StrPath) -> list[Entry]:

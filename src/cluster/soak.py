@@ -73,8 +73,8 @@ def run_soak(
         prepare_data_dir(options)
         summary = run_cluster(options, io.StringIO())
         totals.rounds += 1
-        _add_run(totals, f"chaos seed {round_seed}", summary.report, summary.clients_finished, data_dir, out,
-                 ", ".join(summary.kills))
+        label = _("chaos seed {seed}").format(seed=round_seed)
+        _add_run(totals, label, summary.report, summary.clients_finished, data_dir, out, ", ".join(summary.kills))
 
         if network and network_reason is None:
             from cluster.faultnet.scenarios import SCENARIOS, run_scenario

@@ -62,7 +62,8 @@ def format_table(statuses: list[NodeStatus]) -> str:
         address = f"{status.host}:{status.port}"
         reply = status.reply
         if reply is None:
-            rows.append((name, address, _("down"), "-", "-", "-", "-", "-", "-"))
+            # Like the roles the nodes report, "down" stays English, so scripts can match the column.
+            rows.append((name, address, "down", "-", "-", "-", "-", "-", "-"))
             continue
         rows.append((
             name, address, reply.role, str(reply.term), str(reply.leader or "-"), str(reply.epoch),

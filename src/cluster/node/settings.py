@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.core.bugs import Bug
+from cluster.i18n import _
 from cluster.net.auth import KeyRing, generate_key, load_key_file, parse_keys, write_key_file
 
 DEFAULT_DATA_DIR = Path("shared_data")
@@ -159,11 +160,13 @@ def resolve_key_ring(flag: Path | None, env: Mapping[str, str], data_dir: Path) 
     path = data_dir / KEY_FILE_NAME
     data_dir.mkdir(parents=True, exist_ok=True)
     created = not path.exists() and write_key_file(path, generate_key(), replace=False)
-    action = "created" if created else "found"
-    warning = (
-        f"neither CLUSTER_KEY_FILE nor CLUSTER_KEY is set, so peers authenticate with the key file {path}"
-        f" ({action}); nodes that do not share this data directory need CLUSTER_KEY_FILE"
-    )
+    if created:
+        warning = _("neither CLUSTER_KEY_FILE nor CLUSTER_KEY is set, so peers authenticate with the key file "
+                    "{path} (created); nodes that do not share this data directory need CLUSTER_KEY_FILE")
+    else:
+        warning = _("neither CLUSTER_KEY_FILE nor CLUSTER_KEY is set, so peers authenticate with the key file "
+                    "{path} (found); nodes that do not share this data directory need CLUSTER_KEY_FILE")
+    warning = warning.format(path=path)
     return load_key_file(path, "the key file of the data directory"), warning
 
 
