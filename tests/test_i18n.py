@@ -148,7 +148,7 @@ def test_simulate_clean_run_portuguese() -> None:
     result = _cluster(["simulate", "--runs", "1", "--steps", "200"], PORTUGUESE)
 
     assert result.returncode == 0
-    assert re.fullmatch(r"nenhuma violação em 1 execução\(ões\) a partir da semente 0: \d+ passos em \d+\.\d s "
+    assert re.fullmatch(r"nenhuma violação em 1 execução\(ões\) a partir da semente 0: \d+ passos em \d+,\d s "
                         r"\(\d+ passos/s\)\n", result.stdout), result.stdout
 
 
@@ -229,7 +229,7 @@ def test_simulate_explore_portuguese() -> None:
 
     lines = result.stdout.splitlines()
     assert result.returncode == 0
-    assert re.fullmatch(r"profundidade 2 explorada: \d+ estados alcançados, \d+ distintos, \d+\.\d s", lines[0])
+    assert re.fullmatch(r"profundidade 2 explorada: \d+ estados alcançados, \d+ distintos, \d+,\d s", lines[0])
     assert lines[1] == "nenhum invariante violado"
 
 
@@ -453,3 +453,16 @@ def test_partial_line_warning_portuguese(tmp_path: Path) -> None:
 
     assert (f"{tmp_path / 'output.txt'}: última linha parcial de 5 bytes sem quebra de linha ignorada,"
             " deixada por uma falha durante uma gravação anterior") in result.stderr + result.stdout
+
+
+def test_decimal_comma_portuguese(portuguese_here: None) -> None:
+    from cluster.i18n import format_message
+
+    assert format_message("{seconds:.2f} s, {count} messages", seconds=0.125, count=1000) == "0,12 s, 1000 messages"
+
+
+def test_decimal_point_english() -> None:
+    from cluster.i18n import format_message
+
+    assert format_message("{seconds:.2f} s", seconds=0.125) == "0.12 s"
+

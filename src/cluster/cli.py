@@ -13,7 +13,7 @@ from cluster.core.bugs import parse_bugs
 from cluster.core.messages import MAX_TEXT_BYTES
 from cluster.diagram import add_diagram_parser, run_diagram
 from cluster.files import DataFileError
-from cluster.i18n import _
+from cluster.i18n import _, format_message
 from cluster.launcher import RunError, RunOptions, check_options, find_leader, find_primary, prepare_data_dir
 from cluster.node.settings import (
     DEFAULT_DATA_DIR,
@@ -188,8 +188,8 @@ def format_summary(summary: object) -> str:
     else:
         lines.append(_("store primary: none at the end of the run"))
     rate = summary.committed / summary.seconds if summary.seconds > 0 else 0.0
-    lines.append(_("messages committed: {count} in {seconds:.2f} s ({rate:.0f} messages/s)").format(
-        count=summary.committed, seconds=summary.seconds, rate=rate))
+    lines.append(format_message(_("messages committed: {count} in {seconds:.2f} s ({rate:.0f} messages/s)"),
+                                count=summary.committed, seconds=summary.seconds, rate=rate))
     lines.append(_("failovers seen: leader elections {elections}, store epochs {epochs}, nodes killed or paused: "
                    "{kills}").format(
         elections=summary.elections, epochs=summary.epochs, kills=", ".join(summary.kills) or "-"))

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import gettext
+import string
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 DOMAIN = "cluster"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -33,6 +35,32 @@ gettext.textdomain(DOMAIN)
 def _(message: str) -> str:
     """Return `message` translated to the locale's language."""
     return _translation.gettext(message)
+
+
+class _MessageFormatter(string.Formatter):
+    """A str.format that writes the decimal separator of the catalog's language."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        text = format(value, format_spec)
+        if isinstance(value, float):
+            separator = decimal_separator()
+            if separator != ".":
+                text = text.replace(".", separator)
+        return text
+
+
+_formatter = _MessageFormatter()
+
+
+def decimal_separator() -> str:
+    """Return the decimal separator of the language messages are translated to: a comma for Portuguese."""
+    language = _translation.info().get("language", "")
+    return "," if language.startswith("pt") else "."
+
+
+def format_message(message: str, **fields: Any) -> str:
+    """Fill in `message` like str.format, writing floats with the language's decimal separator."""
+    return _formatter.format(message, **fields)
 
 
 def reload() -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from cluster.files import events_path, read_events
-from cluster.i18n import _
+from cluster.i18n import _, format_message
 from cluster.launcher import (
     LocalCluster,
     RunOptions,
@@ -150,7 +150,8 @@ def _run_chaos(
     if action == "pause":
         cluster.pause(target.role, target.node)
         kills.append(_("{node} paused").format(node=what))
-        message = _("chaos: paused {node} (SIGSTOP) for {seconds:.1f} s after {count} acknowledged messages").format(
+        message = format_message(
+            _("chaos: paused {node} (SIGSTOP) for {seconds:.1f} s after {count} acknowledged messages"),
             node=what, seconds=plan.pause_seconds, count=count)
         resumes.append((time.monotonic() + plan.pause_seconds, target.role, target.node))
     else:

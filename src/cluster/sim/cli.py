@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cluster.core.bugs import Bug, parse_bugs
-from cluster.i18n import _
+from cluster.i18n import _, format_message
 from cluster.sim.explore import EXPLORE_CONFIG, explore
 from cluster.sim.report import format_violation, narrate
 from cluster.sim.runner import FAULT_KINDS, SimConfig
@@ -100,9 +100,9 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
                 seed=run_seed, name=result.violation.name, steps=result.violation.step), file=out)
             return _report_failure(result, args, out, budget)
     seconds = time.perf_counter() - started
-    print(_("no violation in {runs} run(s) from seed {seed}: {steps} steps in {seconds:.1f} s "
-            "({rate:.0f} steps/s)").format(runs=runs, seed=seed, steps=steps, seconds=seconds,
-                                           rate=steps / max(seconds, 1e-9)), file=out)
+    print(format_message(_("no violation in {runs} run(s) from seed {seed}: {steps} steps in {seconds:.1f} s "
+                           "({rate:.0f} steps/s)"), runs=runs, seed=seed, steps=steps, seconds=seconds,
+                         rate=steps / max(seconds, 1e-9)), file=out)
     return 0
 
 
@@ -156,8 +156,9 @@ def _explore(args: argparse.Namespace, out: TextIO) -> int:
     bugs = _bugs(args.bug)
     config = SimConfig(**{**_fields(EXPLORE_CONFIG), "bugs": bugs})
     result = explore(config, depth)
-    print(_("explored depth {depth}: {explored} states reached, {distinct} distinct, {seconds:.1f} s").format(
-        depth=depth, explored=result.explored, distinct=result.distinct, seconds=result.seconds), file=out)
+    print(format_message(_("explored depth {depth}: {explored} states reached, {distinct} distinct, {seconds:.1f} s"),
+                         depth=depth, explored=result.explored, distinct=result.distinct, seconds=result.seconds),
+          file=out)
     if result.violation is None:
         print(_("no invariant violated"), file=out)
         return 0
