@@ -93,6 +93,11 @@ def client_log_path(data_dir: StrPath, client_id: int) -> Path:
     return Path(data_dir) / f"client_{client_id}.jsonl"
 
 
+def layout_path(data_dir: StrPath) -> Path:
+    """Return the path of `cluster.json`, the node addresses that `cluster run` writes before it starts a node."""
+    return Path(data_dir) / "cluster.json"
+
+
 # --- Errors ------------------------------------------------------------------------
 
 
@@ -456,9 +461,13 @@ class OutputFile:
             os.close(fd)  # closing the last descriptor releases the flock
 
     def _read_state(self) -> OutputState:
-        return OutputState(fence_term=self._read_fence(), last_seq=self._read_last_seq())
+        return OutputState(fence_term=self.read_fence(), last_seq=self._read_last_seq())
 
-    def _read_fence(self) -> int:
+    def read_fence(self) -> int:
+        """Return the fence term of `output.fence`, 0 when the file is missing, or raise DataFileError.
+
+        Reading needs no lock, because `_write_fence` replaces the file atomically.
+        """
         try:
             fd = os.open(self.fence_path, os.O_RDONLY)
         except FileNotFoundError:
@@ -571,15 +580,17 @@ class _EntryLog:
     def __len__(self) -> int:
         return self._loaded_count()
 
-    def load(self) -> list[Entry]:
-        """Read the file, cut off a partial last line, and return its entries.
+    def load(self, repair: bool = True) -> list[Entry]:
+        """Read the file, cut off a partial last line when `repair` is set, and return its entries.
 
         Raises DataFileError when a line is invalid or sequence numbers do not
-        run 1, 2, 3, ... from the first line.
+        run 1, 2, 3, ... from the first line. With `repair` off the file is
+        only read, so the object must not be used to write.
         """
         scan = _scan(self.path)
         _check_sequence(self.path, scan.entries)
-        self._cut_partial_line(scan.complete_size, scan.partial_bytes)
+        if repair:
+            self._cut_partial_line(scan.complete_size, scan.partial_bytes)
         self._count = len(scan.entries)
         self._size = scan.complete_size
         return scan.entries
@@ -716,14 +727,14 @@ class BackupFile(_EntryLog):
         count = self._loaded_count()
         self._write_lines(count, self._encode_from(count, entries), durable)
 
-    def load_prefix_of(self, wal: WriteAheadLog, log: Sequence[Entry]) -> int:
-        """Cut off a partial last line and return the number of committed entries.
+    def load_prefix_of(self, wal: WriteAheadLog, log: Sequence[Entry], repair: bool = True) -> int:
+        """Cut off a partial last line when `repair` is set, and return the number of committed entries.
 
         `log` is what `wal.load()` returned. Both files contain the lines that
         `format_entry` wrote, so the usual check compares bytes and parses
         nothing. Only when the bytes differ are the lines parsed and compared
         as entries. Raises DataFileError when the file is not a prefix of the
-        write-ahead log.
+        write-ahead log. With `repair` off the file is only read.
         """
         try:
             data = self.path.read_bytes()
@@ -747,15 +758,20 @@ class BackupFile(_EntryLog):
                 else:
                     first = next(seq for seq, entry in enumerate(committed, start=1) if log[seq - 1] != entry)
                     problem = _("differs from {wal} at sequence number {seq}").format(wal=wal.path, seq=first)
-                advice = _("Restore this node's data files from a copy. Removing them instead is safe only while "
-                           "other store members hold every committed entry: the node then rejoins and catches up, "
-                           "and the leader accepts no write while the primary lacks entries that output.txt holds")
-                raise DataFileError(self.path, f"{problem}. {advice}")
+                raise DataFileError(self.path, f"{problem}. {store_restore_hint()}")
             count = len(committed)
-        self._cut_partial_line(complete_size, len(data) - complete_size)
+        if repair:
+            self._cut_partial_line(complete_size, len(data) - complete_size)
         self._count = count
         self._size = complete_size
         return count
+
+
+def store_restore_hint() -> str:
+    """Return the fix for a store node's write-ahead log or backup file that the node rejects."""
+    return _("Restore this node's data files from a copy. Removing them instead is safe only while "
+             "other store members hold every committed entry: the node then rejoins and catches up, "
+             "and the leader accepts no write while the primary lacks entries that output.txt holds")
 
 
 # --- Node state ----------------------------------------------------------------------------

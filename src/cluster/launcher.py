@@ -29,6 +29,7 @@ from typing import Any
 
 from cluster.core.bugs import Bug
 from cluster.core.messages import MAX_TEXT_BYTES
+from cluster.files import layout_path
 from cluster.i18n import _
 from cluster.net.auth import KeyRing, generate_key, load_key_file, write_key_file
 from cluster.node.settings import KEY_FILE_NAME, NodeAddress, NodeSettings
@@ -263,7 +264,7 @@ class LocalCluster:
             "sync_nodes": [str(address) for address in self.sync_nodes],
             "store_nodes": [str(address) for address in self.store_nodes],
         }
-        (self.options.data_dir / "cluster.json").write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
+        layout_path(self.options.data_dir).write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
 
     def start(self, role: str, node_id: int, texts: tuple[str, ...] = (), rate: float | None = None) -> None:
         settings = self.settings(role, node_id, texts, rate)
