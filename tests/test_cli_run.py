@@ -84,6 +84,73 @@ def test_leftover_data_dir_kept(tmp_path: Path) -> None:
     assert (data_dir / "output.txt").read_text(encoding="utf-8") == "1\t1\t2\t1\t1\tacknowledged earlier\n"
 
 
+@pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "plain"])
+def test_data_dir_in_use_rejected(tmp_path: Path, fresh: bool) -> None:
+    """A run on a directory that another run has locked stops before it removes or writes a file."""
+    from cluster.launcher import lock_data_dir
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "output.txt").write_text("1\t1\t2\t1\t1\tstill running\n", encoding="utf-8")
+    (data_dir / "cluster.json").write_text("{}\n", encoding="utf-8")
+
+    with lock_data_dir(data_dir):
+        result = run_cli("run", *(["--fresh"] if fresh else []), "--data-dir", str(data_dir))
+
+    assert result.returncode == 2
+    assert f"--data-dir {data_dir} is in use by another `cluster run`" in result.stderr
+    assert "wait for that run to finish, or pass another --data-dir" in result.stderr
+    assert (data_dir / "output.txt").read_text(encoding="utf-8") == "1\t1\t2\t1\t1\tstill running\n"
+    assert (data_dir / "cluster.json").read_text(encoding="utf-8") == "{}\n"
+    assert not (data_dir / "logs").exists()
+    assert not (data_dir / "cluster.key").exists()
+
+
+@pytest.mark.e2e
+def test_second_run_waits_for_first(tmp_path: Path) -> None:
+    """`cluster run --fresh` on the directory of a run in progress fails, and the first run still verifies."""
+    data_dir = tmp_path / "data"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "cluster", "run", "--sync", "1", "--store", "1", "--clients", "1",
+         "--messages", "300", "--rate", "100", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        wait_for(lambda: output_path(data_dir).exists() and output_path(data_dir).stat().st_size > 0, 60,
+                 "the first committed message")
+        second = run_cli("run", "--fresh", "--data-dir", str(data_dir))
+        stdout, stderr = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+
+    assert second.returncode == 2
+    assert "is in use by another `cluster run`" in second.stderr
+    assert first.returncode == 0, stdout + stderr
+    assert "verification passed" in stdout
+    assert len(read_entries(output_path(data_dir))) == 300
+
+
+@pytest.mark.e2e
+def test_lock_file_not_leftover(tmp_path: Path) -> None:
+    """The lock file left by a finished run is not an earlier run's file, and --fresh still works after a run."""
+    from cluster.launcher import lock_data_dir
+
+    data_dir = tmp_path / "data"
+    with lock_data_dir(data_dir):
+        pass
+    small_run = ("run", "--sync", "1", "--store", "1", "--clients", "1", "--messages", "3",
+                 "--data-dir", str(data_dir))
+
+    plain = run_cli(*small_run)
+    fresh = run_cli(*small_run, "--fresh")
+
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "verification passed" in fresh.stdout
+
+
 @pytest.mark.e2e
 def test_input_lines_sent_once(tmp_path: Path) -> None:
     """Every line of an --input file is committed exactly once, in each client's order."""

@@ -56,7 +56,7 @@ def test_bad_wal_line_names_repair(tmp_path: Path) -> None:
         StoreRuntime(_settings("store", tmp_path))
 
     assert caught.value.line_number == 2
-    assert "restore this node's data files from a copy" in str(caught.value)
+    assert "Restore this node's data files from a copy" in str(caught.value)
 
 
 def test_sync_start_skips_check_while_lock_held(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_store_state_hint_names_store_files(tmp_path: Path) -> None:
     with pytest.raises(DataFileError) as caught:
         StoreRuntime(_settings("store", tmp_path))
 
-    assert "write-ahead log" in str(caught.value)
+    assert "Restore this node's data files from a copy" in str(caught.value)
     assert "vote" not in str(caught.value)
 
 

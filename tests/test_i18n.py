@@ -32,6 +32,8 @@ PO_FILE = LOCALE / "cluster.po"
 MO_FILE = LOCALE / "cluster.mo"
 PORTUGUESE = {"LANG": "pt_BR.UTF-8", "LC_ALL": "pt_BR.UTF-8"}
 ENGLISH = {"LANG": "C.UTF-8"}
+# The `cluster.json` that `cluster verify` requires in the data directory of a run.
+LAYOUT = '{"sync_nodes": [], "store_nodes": []}\n'
 # `{name}`, `{name:.2f}`, `{name!r}` and `%(name)s`, `%s`: what str.format and % fill in.
 PLACEHOLDER = re.compile(r"\{[a-z_]*(?:![rsa])?(?::[^}]*)?\}|%\([a-z_]+\)[a-z]|%[a-z]")
 
@@ -117,6 +119,7 @@ def test_argparse_error_portuguese() -> None:
 
 
 def test_verify_report_portuguese(tmp_path: Path) -> None:
+    (tmp_path / "cluster.json").write_text(LAYOUT, encoding="utf-8")
     (tmp_path / "output.txt").write_text("1\t1\t2\t1\t1\thello\n", encoding="utf-8")
 
     result = _cluster(["verify", str(tmp_path)], PORTUGUESE)
@@ -267,6 +270,7 @@ TRACE_WITH_BAD_EVENT = {"format": "cluster-sim-trace", "version": 1, "seed": 1, 
 
 
 def test_verify_data_file_error_portuguese(tmp_path: Path) -> None:
+    (tmp_path / "cluster.json").write_text(LAYOUT, encoding="utf-8")
     (tmp_path / "output.txt").write_text(SHORT_LINE, encoding="utf-8")
 
     result = _cluster(["verify", str(tmp_path)], PORTUGUESE)
@@ -288,13 +292,14 @@ def test_node_start_data_file_error_portuguese(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
-        f"cluster: erro: {wal}:2: esperava o número de sequência 2, mas a linha tem 3; restaure os arquivos"
-        " de dados deste nó a partir de uma cópia; apagar o seu log de escrita antecipada, o arquivo de"
-        " backup e o arquivo de estado é seguro apenas enquanto os outros membros do store contêm todas as"
-        " entradas commitadas, e o nó então volta ao cluster e se atualiza")
+        f"cluster: erro: {wal}:2: esperava o número de sequência 2, mas a linha tem 3. Restaure os arquivos"
+        " de dados deste nó a partir de uma cópia. Removê-los é seguro apenas enquanto os outros membros do"
+        " store contêm todas as entradas commitadas: o nó então volta ao cluster e se atualiza, e o líder não"
+        " aceita escritas enquanto faltarem ao primário entradas que output.txt contém")
 
 
 def test_verify_invariant_detail_portuguese(tmp_path: Path) -> None:
+    (tmp_path / "cluster.json").write_text(LAYOUT, encoding="utf-8")
     (tmp_path / "output.txt").write_text(LAMPORT_BACKWARDS, encoding="utf-8")
 
     result = _cluster(["verify", str(tmp_path)], PORTUGUESE)
@@ -333,6 +338,8 @@ def test_lower_level_errors_english_default(tmp_path: Path) -> None:
     trace = tmp_path / "trace.json"
     short.mkdir()
     backwards.mkdir()
+    for directory in (short, backwards):
+        (directory / "cluster.json").write_text(LAYOUT, encoding="utf-8")
     (short / "output.txt").write_text(SHORT_LINE, encoding="utf-8")
     (backwards / "output.txt").write_text(LAMPORT_BACKWARDS, encoding="utf-8")
     trace.write_text(json.dumps(TRACE_WITH_BAD_EVENT), encoding="utf-8")

@@ -14,7 +14,15 @@ from cluster.core.messages import MAX_TEXT_BYTES
 from cluster.diagram import add_diagram_parser, run_diagram
 from cluster.files import DataFileError
 from cluster.i18n import _, format_message
-from cluster.launcher import RunError, RunOptions, check_options, find_leader, find_primary, prepare_data_dir
+from cluster.launcher import (
+    RunError,
+    RunOptions,
+    check_options,
+    find_leader,
+    find_primary,
+    lock_data_dir,
+    prepare_data_dir,
+)
 from cluster.node.settings import (
     DEFAULT_DATA_DIR,
     NodeAddress,
@@ -148,10 +156,11 @@ def command_run(args: argparse.Namespace) -> int:
     from cluster.launcher import load_texts
 
     load_texts(options)  # reject a bad input file before anything starts
-    prepare_data_dir(options)
-    print(_("starting {sync} sync nodes, {store} store nodes and {clients} clients; data in {path}").format(
-        sync=options.sync, store=options.store, clients=options.clients, path=options.data_dir))
-    summary = run_cluster(options, sys.stdout)
+    with lock_data_dir(options.data_dir):
+        prepare_data_dir(options)
+        print(_("starting {sync} sync nodes, {store} store nodes and {clients} clients; data in {path}").format(
+            sync=options.sync, store=options.store, clients=options.clients, path=options.data_dir))
+        summary = run_cluster(options, sys.stdout)
 
     print(format_summary(summary))
     print(format_report_text(summary))

@@ -93,6 +93,11 @@ def client_log_path(data_dir: StrPath, client_id: int) -> Path:
     return Path(data_dir) / f"client_{client_id}.jsonl"
 
 
+def layout_path(data_dir: StrPath) -> Path:
+    """Return the path of `cluster.json`, the node addresses that `cluster run` writes before it starts a node."""
+    return Path(data_dir) / "cluster.json"
+
+
 # --- Errors ------------------------------------------------------------------------
 
 
@@ -462,9 +467,13 @@ class OutputFile:
             os.close(fd)  # closing the last descriptor releases the flock
 
     def _read_state(self) -> OutputState:
-        return OutputState(fence_term=self._read_fence(), last_seq=self._read_last_seq())
+        return OutputState(fence_term=self.read_fence(), last_seq=self._read_last_seq())
 
-    def _read_fence(self) -> int:
+    def read_fence(self) -> int:
+        """Return the fence term of `output.fence`, 0 when the file is missing, or raise DataFileError.
+
+        Reading needs no lock, because `_write_fence` replaces the file atomically.
+        """
         try:
             fd = os.open(self.fence_path, os.O_RDONLY)
         except FileNotFoundError:
@@ -577,18 +586,20 @@ class _EntryLog:
     def __len__(self) -> int:
         return self._loaded_count()
 
-    def load(self) -> list[Entry]:
-        """Read the file, cut off a partial last line, and return its entries.
+    def load(self, repair: bool = True) -> list[Entry]:
+        """Read the file, cut off a partial last line when `repair` is set, and return its entries.
 
         Raises DataFileError when a line is invalid or sequence numbers do not
-        run 1, 2, 3, ... from the first line.
+        run 1, 2, 3, ... from the first line. With `repair` off the file is
+        only read, so the object must not be used to write.
         """
         try:
             scan = _scan(self.path)
             _check_sequence(self.path, scan.entries)
         except DataFileError as exc:
-            raise DataFileError(exc.path, f"{exc.reason}; {_store_repair_hint()}", exc.line_number) from None
-        self._cut_partial_line(scan.complete_size, scan.partial_bytes)
+            raise DataFileError(exc.path, f"{exc.reason}. {store_restore_hint()}", exc.line_number) from None
+        if repair:
+            self._cut_partial_line(scan.complete_size, scan.partial_bytes)
         self._count = len(scan.entries)
         self._size = scan.complete_size
         return scan.entries
@@ -725,14 +736,14 @@ class BackupFile(_EntryLog):
         count = self._loaded_count()
         self._write_lines(count, self._encode_from(count, entries), durable)
 
-    def load_prefix_of(self, wal: WriteAheadLog, log: Sequence[Entry]) -> int:
-        """Cut off a partial last line and return the number of committed entries.
+    def load_prefix_of(self, wal: WriteAheadLog, log: Sequence[Entry], repair: bool = True) -> int:
+        """Cut off a partial last line when `repair` is set, and return the number of committed entries.
 
         `log` is what `wal.load()` returned. Both files contain the lines that
         `format_entry` wrote, so the usual check compares bytes and parses
         nothing. Only when the bytes differ are the lines parsed and compared
         as entries. Raises DataFileError when the file is not a prefix of the
-        write-ahead log.
+        write-ahead log. With `repair` off the file is only read.
         """
         try:
             data = self.path.read_bytes()
@@ -756,15 +767,20 @@ class BackupFile(_EntryLog):
                 else:
                     first = next(seq for seq, entry in enumerate(committed, start=1) if log[seq - 1] != entry)
                     problem = _("differs from {wal} at sequence number {seq}").format(wal=wal.path, seq=first)
-                advice = _("Restore this node's data files from a copy. Removing them instead is safe only while "
-                           "other store members hold every committed entry: the node then rejoins and catches up, "
-                           "and the leader accepts no write while the primary lacks entries that output.txt holds")
-                raise DataFileError(self.path, f"{problem}. {advice}")
+                raise DataFileError(self.path, f"{problem}. {store_restore_hint()}")
             count = len(committed)
-        self._cut_partial_line(complete_size, len(data) - complete_size)
+        if repair:
+            self._cut_partial_line(complete_size, len(data) - complete_size)
         self._count = count
         self._size = complete_size
         return count
+
+
+def store_restore_hint() -> str:
+    """Return the fix for a store node's write-ahead log or backup file that the node rejects."""
+    return _("Restore this node's data files from a copy. Removing them instead is safe only while "
+             "other store members hold every committed entry: the node then rejoins and catches up, "
+             "and the leader accepts no write while the primary lacks entries that output.txt holds")
 
 
 # --- Node state ----------------------------------------------------------------------------
@@ -791,10 +807,10 @@ class StateFile:
             state = json.loads(raw.decode("utf-8"))
         except ValueError as exc:  # UnicodeDecodeError or json.JSONDecodeError
             reason = _("invalid state file ({error})").format(error=exc)
-            raise DataFileError(self.path, f"{reason}; {_reset_hint(self.path)}") from None
+            raise DataFileError(self.path, _with_reset_hint(reason, self.path)) from None
         if not isinstance(state, dict):
             reason = _("expected a JSON object, found a {kind}").format(kind=type(state).__name__)
-            raise DataFileError(self.path, f"{reason}; {_reset_hint(self.path)}")
+            raise DataFileError(self.path, _with_reset_hint(reason, self.path))
         return state
 
     def invalid(self, error: Exception, role: str) -> DataFileError:
@@ -803,14 +819,7 @@ class StateFile:
             reason = _("the field {name} is missing").format(name=error.args[0] if error.args else "?")
         else:
             reason = _("a field has an invalid value ({error})").format(error=error)
-        return DataFileError(self.path, f"{reason}; {_reset_hint(self.path, role)}")
-
-
-def _store_repair_hint() -> str:
-    """Return how to recover from a damaged data file of a store node."""
-    return _("restore this node's data files from a copy; removing its write-ahead log, backup file and "
-             "state file instead is safe only while the other store members hold every committed entry, "
-             "and the node then rejoins and catches up")
+        return DataFileError(self.path, _with_reset_hint(reason, self.path, role))
 
 
 def _output_repair_hint() -> str:
@@ -819,14 +828,15 @@ def _output_repair_hint() -> str:
              "node's backup file, or restore output.txt from a copy")
 
 
-def _reset_hint(path: Path, role: str | None = None) -> str:
-    """Return how to recover from a damaged state file of a sync or a store node."""
+def _with_reset_hint(reason: str, path: Path, role: str | None = None) -> str:
+    """Return `reason` followed by how to recover from a damaged state file of a sync or a store node."""
     if role is None:
         role = "store" if path.name.startswith("store_") else "sync"
     if role == "store":
-        return _store_repair_hint()
-    return _("to reset the node, stop it and delete this file, which makes it forget its term, vote and "
+        return f"{reason}. {store_restore_hint()}"
+    hint = _("to reset the node, stop it and delete this file, which makes it forget its term, vote and "
              "configuration (a sync node may then vote twice in one term)")
+    return f"{reason}; {hint}"
 
 
 def _json_default(value: object) -> object:

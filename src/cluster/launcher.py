@@ -11,6 +11,8 @@ data directory (mode 0600) and gives it to every sync and store node.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import multiprocessing
 import os
@@ -19,7 +21,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -27,7 +29,7 @@ from typing import Any
 
 from cluster.core.bugs import Bug
 from cluster.core.messages import MAX_TEXT_BYTES
-from cluster.files import DataFileError
+from cluster.files import DataFileError, layout_path
 from cluster.i18n import _
 from cluster.net.auth import KeyRing, generate_key, load_key_file, write_key_file
 from cluster.node.settings import KEY_FILE_NAME, NodeAddress, NodeSettings
@@ -43,6 +45,9 @@ RUN_FILE_PATTERNS = (
     "output.txt", "output.lock", "output.fence", "backup_*.txt", "store_*.wal", "store_*.state.json",
     "sync_*.state.json", "events_*.jsonl", "client_*.jsonl", "cluster.json", KEY_FILE_NAME, "logs/*.log",
 )
+# The lock file of `lock_data_dir`. `--fresh` leaves it in place, because
+# removing a lock file that another process may hold breaks the lock.
+RUN_LOCK_NAME = "run.lock"
 
 
 class RunError(ValueError):
@@ -152,10 +157,40 @@ def check_options(options: RunOptions) -> None:
             n=options.store))
 
 
-def prepare_data_dir(options: RunOptions) -> None:
-    data_dir = options.data_dir
+@contextlib.contextmanager
+def lock_data_dir(data_dir: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on DATA_DIR/run.lock, creating the directory, or raise RunError when it is held.
+
+    A run holds the lock from before `prepare_data_dir` until it has verified
+    the directory, so a second run on the same directory stops before it
+    removes or writes anything. Node processes started with fork share the
+    lock, so it stays held until the last of them exits.
+    """
+    _check_is_directory(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / RUN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                _("--data-dir {path} is in use by another `cluster run`; wait for that run to finish, "
+                  "or pass another --data-dir").format(path=data_dir)
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _check_is_directory(data_dir: Path) -> None:
     if data_dir.exists() and not data_dir.is_dir():
         raise RunError(_("--data-dir {path} exists and is not a directory").format(path=data_dir))
+
+
+def prepare_data_dir(options: RunOptions) -> None:
+    """Create the data directory, or remove an earlier run's files with `--fresh`. Call it under `lock_data_dir`."""
+    data_dir = options.data_dir
+    _check_is_directory(data_dir)
     leftovers = [path for pattern in RUN_FILE_PATTERNS for path in data_dir.glob(pattern)]
     if leftovers and not options.fresh:
         raise RunError(
@@ -238,7 +273,7 @@ class LocalCluster:
             "sync_nodes": [str(address) for address in self.sync_nodes],
             "store_nodes": [str(address) for address in self.store_nodes],
         }
-        (self.options.data_dir / "cluster.json").write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
+        layout_path(self.options.data_dir).write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
 
     def start(self, role: str, node_id: int, texts: tuple[str, ...] = (), rate: float | None = None) -> None:
         settings = self.settings(role, node_id, texts, rate)

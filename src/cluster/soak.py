@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from cluster.i18n import _
-from cluster.launcher import RunOptions, prepare_data_dir
+from cluster.launcher import RunOptions, lock_data_dir, prepare_data_dir
 from cluster.verify import Report
 
 # The checks of `cluster verify` whose violations count as lost, duplicated and reordered messages.
@@ -70,8 +70,9 @@ def run_soak(
             sync=base.sync, store=base.store, clients=base.clients, messages=base.messages, data_dir=data_dir,
             seed=round_seed, chaos=True, fresh=True, window=base.window, rate=base.rate,
         )
-        prepare_data_dir(options)
-        summary = run_cluster(options, io.StringIO())
+        with lock_data_dir(data_dir):
+            prepare_data_dir(options)
+            summary = run_cluster(options, io.StringIO())
         totals.rounds += 1
         label = _("chaos seed {seed}").format(seed=round_seed)
         _add_run(totals, label, summary.report, summary.clients_finished, data_dir, out, ", ".join(summary.kills))

@@ -1,8 +1,11 @@
 """Check a data directory after a run against the cluster's guarantees.
 
-`verify` reads output.txt, every backup file, the store state files (for the
-final configuration), the client logs (what was sent and acknowledged) and
-the sync event logs (who led which term), and runs the invariants of
+`verify` first reads the output fence, the state files, the write-ahead logs
+and the backup files with the readers that the nodes use, and raises
+DataFileError on the first file that a node would reject. It then reads
+output.txt, every backup file, the store state files (for the final
+configuration), the client logs (what was sent and acknowledged) and the
+sync event logs (who led which term), and runs the invariants of
 `cluster.invariants` on them. The committed log is taken from the backup file
 of the final configuration's primary: after a clean stop the primary has
 committed everything any client saw acknowledged.
@@ -17,7 +20,19 @@ from typing import Any
 
 from cluster.core.config import config_from_dict
 from cluster.core.messages import Entry, StoreConfig
-from cluster.files import DataFileError, output_path, read_entries
+from cluster.files import (
+    BackupFile,
+    DataFileError,
+    OutputFile,
+    StateFile,
+    WriteAheadLog,
+    backup_path,
+    layout_path,
+    output_path,
+    read_entries,
+    store_restore_hint,
+    wal_path,
+)
 from cluster.i18n import _
 from cluster.invariants import (
     Ack,
@@ -64,9 +79,13 @@ class Report:
 
 
 def verify(data_dir: Path) -> Report:
-    """Run every check on `data_dir`; raise DataFileError when a file cannot be read."""
-    if not data_dir.is_dir():
-        raise DataFileError(data_dir, _("is not a directory; pass the --data-dir of a finished run"))
+    """Run every check on `data_dir`.
+
+    Raises DataFileError when `data_dir` is not the data directory of a run, or
+    when a file cannot be read or a node would reject it.
+    """
+    _check_run_directory(data_dir)
+    _check_node_files(data_dir)
     output = read_entries(output_path(data_dir))
     backups = _load_backups(data_dir)
     final_config = _final_config(data_dir)
@@ -151,6 +170,41 @@ def format_report(report: Report) -> str:
 
 
 # --- Loading ------------------------------------------------------------------------
+
+
+def _check_run_directory(data_dir: Path) -> None:
+    if not data_dir.is_dir():
+        raise DataFileError(data_dir, _("is not a directory; give `cluster verify` the data directory of a finished "
+                                        "run, for example `cluster verify shared_data`"))
+    if not layout_path(data_dir).is_file():
+        raise DataFileError(data_dir, _("has no cluster.json, which `cluster run` writes before it starts the nodes, "
+                                        "so it is not the data directory of a run; pass the directory that "
+                                        "`cluster run --data-dir` used (shared_data by default)"))
+
+
+def _check_node_files(data_dir: Path) -> None:
+    """Read the fence, the state files, the write-ahead logs and the backup files as a starting node does.
+
+    The files are only read, so a partial last line, which a node cuts off at
+    start, stays in place.
+    """
+    OutputFile(data_dir).read_fence()
+    for path in sorted(data_dir.glob("sync_*.state.json")) + sorted(data_dir.glob("store_*.state.json")):
+        StateFile(path).load()
+
+    store_nodes = {_node_id(path, "store_") for path in data_dir.glob("store_*.wal")}
+    store_nodes |= {_node_id(path, "backup_") for path in data_dir.glob("backup_*.txt")}
+    for node in sorted(store_nodes):
+        wal = WriteAheadLog(wal_path(data_dir, node))
+        backup = BackupFile(backup_path(data_dir, node))
+        try:
+            log = wal.load(repair=False)
+            backup.load_prefix_of(wal, log, repair=False)
+        except DataFileError as error:
+            hint = store_restore_hint()
+            if error.reason.endswith(hint):
+                raise
+            raise DataFileError(error.path, f"{error.reason}. {hint}", error.line_number) from None
 
 
 def _load_backups(data_dir: Path) -> dict[int, list[Entry]]:

@@ -29,7 +29,15 @@ from typing import IO, Any
 
 from cluster.core.messages import StatusReply
 from cluster.faultnet.netns import FaultNet
-from cluster.files import events_path, output_fence_path, output_lock_path, output_path, read_entries, read_events
+from cluster.files import (
+    events_path,
+    layout_path,
+    output_fence_path,
+    output_lock_path,
+    output_path,
+    read_entries,
+    read_events,
+)
 from cluster.launcher import find_leader, find_primary
 from cluster.net.auth import generate_key, write_key_file
 from cluster.node.settings import KEY_FILE_NAME, NodeAddress
@@ -113,6 +121,9 @@ class NetCluster:
             store_hosts[self.delayed_store[0] - 1] = self._start_proxy(*self.delayed_store)
         self.sync_nodes = ",".join(str(NodeAddress(host, CLIENT_PORT, CLUSTER_PORT)) for host in sync_hosts)
         self.store_nodes = ",".join(str(NodeAddress(host, CLIENT_PORT, CLUSTER_PORT)) for host in store_hosts)
+        # `cluster run` writes the same layout, and `cluster verify` requires it.
+        layout = {"sync_nodes": self.sync_nodes.split(","), "store_nodes": self.store_nodes.split(",")}
+        layout_path(self.data_dir).write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
         for node in range(1, self.sync + 1):
             self.start("sync", node)
         for node in range(1, self.store + 1):
