@@ -50,10 +50,10 @@ def run_diagram(args: argparse.Namespace) -> int:
         text, shown = build_diagram(args)
         args.output.write_text(text, encoding="utf-8")
     except (SourceError, SelectionError) as error:
-        print(_("cluster: error: {error}").format(error=error), file=sys.stderr)
+        print(_("cluster diagram: error: {error}").format(error=error), file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:
-        print(_("cluster: error: {error}").format(error=error), file=sys.stderr)
+        print(_("cluster diagram: error: {error}").format(error=error), file=sys.stderr)
         return EXIT_USAGE
     message = _("wrote {path}: {lanes} lanes, {arrows} arrows, {marks} marks").format(
         path=args.output, lanes=len(shown.lanes), arrows=len(shown.messages), marks=len(shown.marks))
