@@ -186,6 +186,28 @@ def test_missing_source_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "not found" in capsys.readouterr().err
 
 
+def test_errors_name_diagram_command(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["diagram", str(run_dir), "-o", str(tmp_path / "d.png")])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith("cluster diagram: error: ")
+
+
+def test_trace_invalid_config_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "trace.json"
+    trace.write_text(json.dumps({
+        "format": "cluster-sim-trace", "version": 1, "seed": 1, "events": [],
+        "config": {"sync": -3, "store": 3, "clients": 1, "messages": 1, "steps": 10},
+    }), encoding="utf-8")
+
+    code = main(["diagram", str(trace), "-o", str(tmp_path / "d.svg")])
+
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        f'cluster diagram: error: {trace} is invalid: "config.sync" must be an integer from 1 to 15, found -3')
+    assert not (tmp_path / "d.svg").exists()
+
+
 def test_output_deterministic(run_dir: Path, tmp_path: Path) -> None:
     for name in ("a.html", "b.html"):
         assert main(["diagram", str(run_dir), "-o", str(tmp_path / name)]) == 0

@@ -329,7 +329,30 @@ def test_diagram_bad_trace_portuguese(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"cluster: erro: {path} é inválido: cada evento deve ser um objeto JSON, mas um deles é 7")
+        f"cluster diagram: erro: {path} é inválido: cada evento deve ser um objeto JSON, mas um deles é 7")
+
+
+def test_simulate_trace_config_portuguese(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps({**TRACE_WITH_BAD_EVENT, "events": [],
+                                "config": {**TRACE_WITH_BAD_EVENT["config"], "sync": -3}}), encoding="utf-8")
+
+    result = _cluster(["simulate", "--replay", str(path)], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'cluster simulate: erro: {path} é inválido: "config.sync" deve ser um inteiro de 1 a 15, mas é -3')
+
+
+def test_simulate_trace_events_portuguese(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps({**TRACE_WITH_BAD_EVENT, "events": "abc"}), encoding="utf-8")
+
+    result = _cluster(["simulate", "--replay", str(path)], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"cluster simulate: erro: {path} é inválido: \"events\" deve ser uma lista de eventos, mas é 'abc'")
 
 
 def test_lower_level_errors_english_default(tmp_path: Path) -> None:
@@ -438,8 +461,8 @@ def test_diagram_unwritable_output_portuguese(
 
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"cluster: erro: não foi possível gravar {target} (No such file or directory); passe em -o um arquivo"
-        " num diretório que exista e aceite gravação")
+        f"cluster diagram: erro: não foi possível gravar {target} (No such file or directory); passe em -o um"
+        " arquivo num diretório que exista e aceite gravação")
 
 
 def test_status_down_role_stays_english(portuguese_here: None) -> None:

@@ -16,7 +16,7 @@ from cluster.sim.events import SimEvent
 from cluster.sim.explore import EXPLORE_CONFIG, explore
 from cluster.sim.liveness import LivenessMonitor, ack_bound, leader_bound
 from cluster.sim.runner import FAULT_KINDS, Runner, SimConfig
-from cluster.sim.scheduler import simulate
+from cluster.sim.scheduler import RunResult, simulate
 from cluster.sim.shrink import shrink
 from cluster.sim.trace import TraceError, read_trace, replay, trace_to_json, write_trace
 
@@ -319,6 +319,105 @@ def test_cli_rejects_foreign_json(tmp_path: Path) -> None:
 
     assert code == 2
     assert "not a simulator trace" in err
+
+
+# A trace that replays cleanly: no events, on a small valid configuration.
+VALID_TRACE = {
+    "format": "cluster-sim-trace", "version": 1, "seed": 1, "events": [],
+    "config": {"sync": 3, "store": 3, "clients": 1, "messages": 1, "steps": 10},
+}
+
+
+def _trace_with(tmp_path: Path, settings: dict[str, object] | None = None, **fields: object) -> Path:
+    """Write VALID_TRACE with `settings` merged into its config and `fields` replacing its top-level fields."""
+    data = {**VALID_TRACE, "config": {**VALID_TRACE["config"], **(settings or {})}, **fields}  # type: ignore[dict-item]
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_cli_replays_valid_trace(tmp_path: Path) -> None:
+    code, _, err = run_cli("--replay", str(_trace_with(tmp_path)))
+
+    assert code == 0
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"sync": -3}, '"config.sync" must be an integer from 1 to 15, found -3'),
+        ({"sync": 0}, '"config.sync" must be an integer from 1 to 15, found 0'),
+        ({"sync": 2_000_000}, '"config.sync" must be an integer from 1 to 15, found 2000000'),
+        ({"sync": "3"}, "\"config.sync\" must be an integer from 1 to 15, found '3'"),
+        ({"sync": 3.5}, '"config.sync" must be an integer from 1 to 15, found 3.5'),
+        ({"sync": True}, '"config.sync" must be an integer from 1 to 15, found True'),
+        ({"store": 16}, '"config.store" must be an integer from 1 to 15, found 16'),
+        ({"clients": 0}, '"config.clients" must be an integer from 1 to 64, found 0'),
+        ({"clients": 65}, '"config.clients" must be an integer from 1 to 64, found 65'),
+        ({"messages": -1}, '"config.messages" must be an integer from 0 to 100000, found -1'),
+        ({"steps": -1}, '"config.steps" must be an integer from 0 to 1000000000, found -1'),
+        ({"steps": 10**9 + 1}, '"config.steps" must be an integer from 0 to 1000000000, found 1000000001'),
+        ({"window": 0}, '"config.window" must be an integer from 1 to 1000, found 0'),
+        ({"faults": "crash"}, "\"config.faults\" must be a list of fault kinds, found 'crash'"),
+        ({"faults": ["boom"]}, "unknown fault kinds ['boom']"),
+        ({"fault_fraction": 1.5}, '"config.fault_fraction" must be a number from 0 to 1, found 1.5'),
+        ({"fault_fraction": "half"}, "\"config.fault_fraction\" must be a number from 0 to 1, found 'half'"),
+        ({"liveness": "false"}, "\"config.liveness\" must be true or false, found 'false'"),
+        ({"timers": []}, '"config.timers" must be a JSON object, found []'),
+        ({"timers": {"nap": 3}}, "unknown timer 'nap' in \"config.timers\"; known timers: heartbeat_interval, "),
+        ({"timers": {"write_retry": 0}}, '"config.timers.write_retry" must be an integer of at least 1 tick, found 0'),
+        ({"timers": {"heartbeat_interval": 40}}, '"config.timers" are inconsistent: election timeouts must satisfy'),
+    ],
+)
+def test_cli_rejects_invalid_trace_config(tmp_path: Path, config: dict[str, object], message: str) -> None:
+    path = _trace_with(tmp_path, config)
+
+    code, _, err = run_cli("--replay", str(path))
+
+    assert code == 2
+    assert err.startswith(f"cluster simulate: error: {path} is invalid: {message}"), err
+
+
+@pytest.mark.parametrize("field", ["sync", "store", "clients", "messages", "steps"])
+def test_cli_rejects_missing_trace_config(tmp_path: Path, field: str) -> None:
+    path = tmp_path / "trace.json"
+    config = {key: value for key, value in VALID_TRACE["config"].items() if key != field}  # type: ignore[attr-defined]
+    path.write_text(json.dumps({**VALID_TRACE, "config": config}), encoding="utf-8")
+
+    code, _, err = run_cli("--replay", str(path))
+
+    assert code == 2
+    assert f'is invalid: "config.{field}" is missing; expected an integer from ' in err
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"events": "abc"}, "is invalid: \"events\" must be a list of events, found 'abc'"),
+        ({"events": None}, 'is invalid: "events" must be a list of events, found None'),
+        ({"version": "1"}, "is invalid: \"version\" must be the integer 1, found '1'"),
+        ({"version": True}, 'is invalid: "version" must be the integer 1, found True'),
+        ({"version": 2}, "has trace version 2; this simulator reads version 1"),
+        ({"config": None}, 'is invalid: "config" must be a JSON object, found None'),
+    ],
+)
+def test_cli_rejects_invalid_trace_field(tmp_path: Path, fields: dict[str, object], message: str) -> None:
+    path = _trace_with(tmp_path, **fields)
+
+    code, _, err = run_cli("--replay", str(path))
+
+    assert code == 2
+    assert err.strip() == f"cluster simulate: error: {path} {message}"
+
+
+@pytest.mark.parametrize("config", [SimConfig(), EXPLORE_CONFIG], ids=["default", "explore"])
+def test_trace_config_round_trip(tmp_path: Path, config: SimConfig) -> None:
+    """A written configuration reads back equal, including the 0 random steps that --explore records."""
+    path = tmp_path / "trace.json"
+    write_trace(path, RunResult(config, 0, [], None, None))
+
+    assert read_trace(path).config == config
 
 
 def test_cli_finds_shrinks_and_replays(tmp_path: Path) -> None:

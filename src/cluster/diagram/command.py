@@ -49,17 +49,17 @@ def run_diagram(args: argparse.Namespace) -> int:
     try:
         text, shown = build_diagram(args)
     except (SourceError, SelectionError) as error:
-        print(_("cluster: error: {error}").format(error=error), file=sys.stderr)
+        print(_("cluster diagram: error: {error}").format(error=error), file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:
-        print(_("cluster: error: {error}").format(error=error), file=sys.stderr)
+        print(_("cluster diagram: error: {error}").format(error=error), file=sys.stderr)
         return EXIT_USAGE
     try:
         args.output.write_text(text, encoding="utf-8")
     except OSError as error:
         reason = error.strerror or str(error)
-        print(_("cluster: error: cannot write {path} ({reason}); pass -o with a file in an existing, writable "
-                "directory").format(path=args.output, reason=reason), file=sys.stderr)
+        print(_("cluster diagram: error: cannot write {path} ({reason}); pass -o with a file in an existing, "
+                "writable directory").format(path=args.output, reason=reason), file=sys.stderr)
         return EXIT_USAGE
     message = _("wrote {path}: {lanes} lanes, {arrows} arrows, {marks} marks").format(
         path=args.output, lanes=len(shown.lanes), arrows=len(shown.messages), marks=len(shown.marks))

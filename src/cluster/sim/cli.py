@@ -17,13 +17,11 @@ from cluster.core.bugs import Bug, parse_bugs
 from cluster.i18n import _, format_message
 from cluster.sim.explore import EXPLORE_CONFIG, explore
 from cluster.sim.report import format_violation, narrate
-from cluster.sim.runner import FAULT_KINDS, SimConfig
+from cluster.sim.runner import FAULT_KINDS, SETTING_BOUNDS, SimConfig
 from cluster.sim.scheduler import RunResult, simulate
 from cluster.sim.shrink import DEFAULT_REPLAY_BUDGET, shrink
 from cluster.sim.trace import TraceError, read_trace, replay, write_trace
 
-MAX_NODES = 15
-MAX_CLIENTS = 64
 MAX_DEPTH = 30
 
 
@@ -177,11 +175,11 @@ def _fields(config: SimConfig) -> dict[str, Any]:
 
 def _config(args: argparse.Namespace) -> SimConfig:
     return SimConfig(
-        sync=_integer(args.sync, "--sync", 1, MAX_NODES),
-        store=_integer(args.store, "--store", 1, MAX_NODES),
-        clients=_integer(args.clients, "--clients", 1, MAX_CLIENTS),
-        messages=_integer(args.messages, "--messages", 0, 100_000),
-        steps=_integer(args.steps, "--steps", 1, 10**9),
+        sync=_integer(args.sync, "--sync", *SETTING_BOUNDS["sync"]),
+        store=_integer(args.store, "--store", *SETTING_BOUNDS["store"]),
+        clients=_integer(args.clients, "--clients", *SETTING_BOUNDS["clients"]),
+        messages=_integer(args.messages, "--messages", *SETTING_BOUNDS["messages"]),
+        steps=_integer(args.steps, "--steps", *SETTING_BOUNDS["steps"]),
         faults=_faults(args.faults),
         bugs=_bugs(args.bug),
     )

@@ -33,6 +33,19 @@ LIVENESS_PROPERTIES = ("LivenessLeaderElected", "LivenessPendingCommits")
 
 FAULT_KINDS = ("crash", "restart", "partition", "drop", "duplicate", "reorder", "pause")
 
+# Inclusive bounds of the integer settings. The `cluster simulate` options and
+# trace files share them, so a trace cannot build a world the options reject.
+MAX_NODES = 15
+MAX_CLIENTS = 64
+SETTING_BOUNDS: dict[str, tuple[int, int]] = {
+    "sync": (1, MAX_NODES),
+    "store": (1, MAX_NODES),
+    "clients": (1, MAX_CLIENTS),
+    "messages": (0, 100_000),
+    "steps": (1, 10**9),
+    "window": (1, 1000),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class SimConfig:
@@ -81,27 +94,88 @@ class SimConfig:
         }
 
     @staticmethod
-    def from_json(data: dict[str, Any], bugs: frozenset[Bug]) -> SimConfig:
-        """Build a configuration from its JSON form; raise ValueError, KeyError or TypeError when it is invalid."""
+    def from_json(data: Any, bugs: frozenset[Bug]) -> SimConfig:
+        """Build a configuration from its JSON form; raise ValueError naming the invalid field and value."""
         if not isinstance(data, dict):
             raise ValueError(_("\"config\" must be a JSON object, found {config!r}").format(config=data))
-        unknown = set(data.get("faults", ())) - set(FAULT_KINDS)
-        if unknown:
-            raise ValueError(_("unknown fault kinds {unknown}; known: {known}").format(
-                unknown=sorted(unknown), known=", ".join(FAULT_KINDS)))
         return SimConfig(
-            sync=int(data["sync"]),
-            store=int(data["store"]),
-            clients=int(data["clients"]),
-            messages=int(data["messages"]),
-            steps=int(data["steps"]),
-            faults=frozenset(data.get("faults", ())),
+            sync=_bounded_integer(data, "sync"),
+            store=_bounded_integer(data, "store"),
+            clients=_bounded_integer(data, "clients"),
+            messages=_bounded_integer(data, "messages"),
+            # An --explore trace records 0 random steps, so a trace may have 0 where the option needs 1.
+            steps=_bounded_integer(data, "steps", low=0),
+            faults=_faults(data.get("faults", [])),
             bugs=bugs,
-            window=int(data.get("window", 4)),
-            timers=Timers(**data.get("timers", {})),
-            fault_fraction=float(data.get("fault_fraction", 0.5)),
-            liveness=bool(data.get("liveness", True)),
+            window=_bounded_integer(data, "window", default=4),
+            timers=_timers(data.get("timers", {})),
+            fault_fraction=_fault_fraction(data.get("fault_fraction", 0.5)),
+            liveness=_liveness(data.get("liveness", True)),
         )
+
+
+def _is_integer(value: Any) -> bool:
+    # JSON true and false load as bool, which is a subclass of int.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bounded_integer(data: dict[str, Any], name: str, low: int | None = None, default: int | None = None) -> int:
+    """Return the integer field `name` of `data`, checked against SETTING_BOUNDS. A given `low` replaces its minimum."""
+    bound_low, high = SETTING_BOUNDS[name]
+    if low is None:
+        low = bound_low
+    if name not in data:
+        if default is None:
+            raise ValueError(_("\"config.{field}\" is missing; expected an integer from {low} to {high}").format(
+                field=name, low=low, high=high))
+        return default
+    value = data[name]
+    if not _is_integer(value) or not low <= value <= high:
+        raise ValueError(_("\"config.{field}\" must be an integer from {low} to {high}, found {value!r}").format(
+            field=name, low=low, high=high, value=value))
+    return int(value)
+
+
+def _faults(value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(_("\"config.faults\" must be a list of fault kinds, found {value!r}").format(value=value))
+    unknown = set(value) - set(FAULT_KINDS)
+    if unknown:
+        raise ValueError(_("unknown fault kinds {unknown}; known: {known}").format(
+            unknown=sorted(unknown), known=", ".join(FAULT_KINDS)))
+    return frozenset(value)
+
+
+def _timers(value: Any) -> Timers:
+    if not isinstance(value, dict):
+        raise ValueError(_("\"config.timers\" must be a JSON object, found {value!r}").format(value=value))
+    known = list(Timers.__dataclass_fields__)
+    for name, ticks in value.items():
+        if name not in known:
+            raise ValueError(_("unknown timer {name!r} in \"config.timers\"; known timers: {known}").format(
+                name=name, known=", ".join(known)))
+        if not _is_integer(ticks) or ticks < 1:
+            raise ValueError(_("\"config.timers.{field}\" must be an integer of at least 1 tick, "
+                               "found {value!r}").format(field=name, value=ticks))
+    try:
+        return Timers(**value)
+    except ValueError as error:
+        # NOTE: Timers words its errors in English, so that part of the message stays untranslated.
+        raise ValueError(_("\"config.timers\" are inconsistent: {error}").format(error=error)) from None
+
+
+def _fault_fraction(value: Any) -> float:
+    # `not 0 <= value <= 1` also rejects NaN, which Python's json module accepts.
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ValueError(_("\"config.fault_fraction\" must be a number from 0 to 1, found {value!r}").format(
+            value=value))
+    return float(value)
+
+
+def _liveness(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(_("\"config.liveness\" must be true or false, found {value!r}").format(value=value))
+    return value
 
 
 @dataclass(frozen=True, slots=True)

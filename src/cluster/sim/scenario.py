@@ -105,7 +105,7 @@ from cluster.core.sync_node import Role
 from cluster.core.timers import Timers
 from cluster.sim.events import SimEvent, applicable, format_address, parse_address
 from cluster.sim.report import NOTABLE_EVENTS, describe_message, describe_node_event
-from cluster.sim.runner import INVARIANTS, Runner, SimConfig
+from cluster.sim.runner import INVARIANTS, SETTING_BOUNDS, Runner, SimConfig
 from cluster.sim.world import Address, Packet, PendingOutput, World
 
 SEPARATOR = "----"
@@ -558,7 +558,7 @@ class Interpreter:
             clients=_bounded(numbers, "clients", 1, 0, MAX_NODES),
             messages=_bounded(numbers, "messages", 2, 0, 1000),
             bugs=bugs,
-            window=_bounded(numbers, "window", 4, 1, 1000),
+            window=_bounded(numbers, "window", 4, *SETTING_BOUNDS["window"]),
             timers=timers,
             liveness=False,
         )

@@ -89,15 +89,24 @@ def parse_trace(data: Any, name: str = "trace") -> Trace:
     if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
         raise TraceError(_("{name} is not a simulator trace (missing \"format\": \"{format}\")").format(
             name=name, format=TRACE_FORMAT))
-    if data.get("version") != TRACE_VERSION:
+    version = data.get("version")
+    # JSON true loads as bool, which equals 1, so check the type before comparing.
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TraceError(_("{name} is invalid: \"version\" must be the integer {supported}, found {version!r}").format(
+            name=name, supported=TRACE_VERSION, version=version))
+    if version != TRACE_VERSION:
         raise TraceError(_("{name} has trace version {version!r}; this simulator reads version {supported}").format(
-            name=name, version=data.get("version"), supported=TRACE_VERSION))
+            name=name, version=version, supported=TRACE_VERSION))
     _check_bug_names(data.get("bugs", []), name)
+    events_json = data.get("events")
+    if not isinstance(events_json, list):
+        raise TraceError(_("{name} is invalid: \"events\" must be a list of events, found {events!r}").format(
+            name=name, events=events_json))
     try:
         bugs: frozenset[Bug] = parse_bugs(",".join(data.get("bugs", [])))
-        config = SimConfig.from_json(data["config"], bugs)
+        config = SimConfig.from_json(data.get("config"), bugs)
         seed = int(data["seed"])
-        events = [SimEvent.from_json(item) for item in data["events"]]
+        events = [SimEvent.from_json(item) for item in events_json]
         recovery_start = data.get("recovery_start")
         if recovery_start is not None:
             recovery_start = int(recovery_start)
