@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import cast
 
 import pytest
 
@@ -55,26 +56,55 @@ def _cluster(args: list[str], locale: dict[str, str]) -> subprocess.CompletedPro
 
 
 def _source_messages() -> set[str]:
-    """Return every string literal passed to `_()` in the package, as the extractor finds them."""
+    """Return the message ids of the package, as the extractor finds them.
+
+    A `_()` call gives its string literal, and an `ngettext()` call its
+    singular form, which is the id a catalog files both forms under.
+    """
     messages = set()
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_"):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                 continue
-            assert len(node.args) == 1, f"{path}:{node.lineno}: _() takes exactly one argument"
-            argument = node.args[0]
-            assert isinstance(argument, ast.Constant) and isinstance(argument.value, str), (
-                f"{path}:{node.lineno}: _() needs a string literal, so the extractor can find it")
-            messages.add(argument.value)
+            if node.func.id == "_":
+                assert len(node.args) == 1, f"{path}:{node.lineno}: _() takes exactly one argument"
+                literals = node.args[:1]
+            elif node.func.id == "ngettext":
+                assert len(node.args) == 3, f"{path}:{node.lineno}: ngettext() takes singular, plural and count"
+                literals = node.args[:2]
+            else:
+                continue
+            for argument in literals:
+                assert isinstance(argument, ast.Constant) and isinstance(argument.value, str), (
+                    f"{path}:{node.lineno}: {node.func.id}() needs string literals, so the extractor can find them")
+            messages.add(cast(ast.Constant, literals[0]).value)
     return messages
 
 
 def _compiled_catalog() -> dict[str, str]:
+    """Return message id -> translation; each form of a plural message is filed under its singular id."""
     with MO_FILE.open("rb") as file:
         translations = gettext.GNUTranslations(file)
-    catalog: dict[str, str] = translations._catalog  # type: ignore[attr-defined]
-    return {key: value for key, value in catalog.items() if key}
+    catalog: dict[str | tuple[str, int], str] = translations._catalog  # type: ignore[attr-defined]
+    flat: dict[str, str] = {}
+    for key, value in catalog.items():
+        if isinstance(key, tuple):
+            flat.setdefault(key[0], value)
+        elif key:
+            flat[key] = value
+    return flat
+
+
+def _compiled_plural_forms() -> dict[str, list[str]]:
+    """Return singular id -> the translated forms of each plural message."""
+    with MO_FILE.open("rb") as file:
+        translations = gettext.GNUTranslations(file)
+    catalog: dict[str | tuple[str, int], str] = translations._catalog  # type: ignore[attr-defined]
+    forms: dict[str, list[str]] = {}
+    for key, value in sorted((key, value) for key, value in catalog.items() if isinstance(key, tuple)):
+        forms.setdefault(key[0], []).append(value)
+    return forms
 
 
 # --- Translated output ------------------------------------------------------------------
@@ -151,7 +181,7 @@ def test_simulate_clean_run_portuguese() -> None:
     result = _cluster(["simulate", "--runs", "1", "--steps", "200"], PORTUGUESE)
 
     assert result.returncode == 0
-    assert re.fullmatch(r"nenhuma violação em 1 execução\(ões\) a partir da semente 0: \d+ passos em \d+,\d s "
+    assert re.fullmatch(r"nenhuma violação em 1 execução a partir da semente 0: \d+ passos em \d+,\d s "
                         r"\(\d+ passos/s\)\n", result.stdout), result.stdout
 
 
@@ -244,7 +274,7 @@ def test_simulate_english_default(tmp_path: Path) -> None:
     invalid = _cluster(["simulate", "--steps", "abc"], ENGLISH)
 
     assert clean.returncode == 0
-    assert clean.stdout.startswith("no violation in 1 run(s) from seed 0: ")
+    assert clean.stdout.startswith("no violation in 1 run from seed 0: ")
     assert failing.returncode == 1
     assert re.fullmatch(r"seed \d+: ElectionSafetyInv violated after \d+ steps", failing.stdout.splitlines()[0])
     assert any(re.fullmatch(r"ElectionSafetyInv violated after step \d+:", line)
@@ -425,6 +455,18 @@ def test_every_message_translated() -> None:
 def test_translations_keep_placeholders() -> None:
     for message, translation in _compiled_catalog().items():
         assert sorted(PLACEHOLDER.findall(translation)) == sorted(PLACEHOLDER.findall(message)), message
+    for message, forms in _compiled_plural_forms().items():
+        assert len(forms) == 2, message
+        for form in forms:
+            assert sorted(PLACEHOLDER.findall(form)) == sorted(PLACEHOLDER.findall(message)), message
+
+
+def test_plural_forms_portuguese() -> None:
+    one = _cluster(["simulate", "--runs", "1", "--steps", "50"], PORTUGUESE)
+    two = _cluster(["simulate", "--runs", "2", "--steps", "50"], PORTUGUESE)
+
+    assert one.stdout.startswith("nenhuma violação em 1 execução a partir da semente 0: ")
+    assert two.stdout.startswith("nenhuma violação em 2 execuções a partir da semente 0: ")
 
 
 def test_po_complete_not_fuzzy() -> None:
@@ -433,9 +475,10 @@ def test_po_complete_not_fuzzy() -> None:
     catalog = tools.read_catalog(PO_FILE)
     expected = _source_messages() | set(tools.ARGPARSE_MESSAGES)
 
-    ids = {message.id for message in catalog if message.id}
-    fuzzy = sorted(message.id for message in catalog if message.id and message.fuzzy)
-    empty = sorted(message.id for message in catalog if message.id and not message.string)
+    ids = {message.id if isinstance(message.id, str) else message.id[0] for message in catalog if message.id}
+    fuzzy = sorted(str(message.id) for message in catalog if message.id and message.fuzzy)
+    empty = sorted(str(message.id) for message in catalog if message.id and not (
+        message.string if isinstance(message.string, str) else all(message.string)))
 
     assert not sorted(expected - ids), "messages missing from the .po; run tools/i18n.py extract and update"
     assert not fuzzy, f"fuzzy translations: {fuzzy}"

@@ -79,7 +79,7 @@ def test_committed_on_all_short() -> None:
     """A member holding fewer entries than are committed is named with both counts."""
     violations = committed_on_all(LOG, {1: LOG, 3: LOG[:1]})
 
-    assert violations == ["store node 3 holds 1 entries but 3 are committed"]
+    assert violations == ["store node 3 holds 1 entry but 3 are committed"]
 
 
 def test_committed_on_all_differs() -> None:

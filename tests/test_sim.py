@@ -439,7 +439,7 @@ def test_cli_clean_run_exit_zero() -> None:
     code, out, _ = run_cli("--steps", "500", "--runs", "3")
 
     assert code == 0
-    assert "no violation in 3 run(s)" in out
+    assert "no violation in 3 runs" in out
 
 
 def test_cli_explore_reports_counts() -> None:

@@ -4,7 +4,8 @@
     python tools/i18n.py update    # merge the template into each locale's cluster.po
     python tools/i18n.py compile   # each locale's cluster.po -> cluster.mo
 
-Messages are the string literals passed to `_()` (see `cluster.i18n`).
+Messages are the string literals passed to `_()` and `ngettext()` (see
+`cluster.i18n`).
 Extraction and compilation use Babel; the output is sorted and carries no
 creation date, so running a step twice writes the same bytes.
 """
@@ -57,7 +58,7 @@ ARGPARSE_MESSAGES = (
 
 
 def extract() -> Catalog:
-    """Return a catalog of every `_()` message in the package's Python files, and argparse's."""
+    """Return a catalog of every `_()` and `ngettext()` message in the package's Python files, and argparse's."""
     from babel.messages.catalog import Catalog
     from babel.messages.extract import extract_from_dir
 
@@ -66,7 +67,7 @@ def extract() -> Catalog:
     found = extract_from_dir(
         str(PACKAGE),
         method_map=[("**.py", "python")],
-        keywords={"_": None},
+        keywords={"_": None, "ngettext": (1, 2)},
         comment_tags=("Translators:",),
         strip_comment_tags=True,
     )

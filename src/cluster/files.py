@@ -38,7 +38,7 @@ from typing import IO, Any
 from cluster.core.bugs import Bug
 from cluster.core.messages import Entry
 from cluster.core.output import OutputDecision, OutputState, append_output, raise_fence
-from cluster.i18n import _
+from cluster.i18n import _, ngettext
 
 logger = logging.getLogger(__name__)
 
@@ -762,8 +762,9 @@ class BackupFile(_EntryLog):
             _check_sequence(self.path, committed)
             if len(committed) > len(log) or list(log[: len(committed)]) != committed:
                 if len(committed) > len(log):
-                    problem = _("holds {count} committed entries, but {wal} holds only {wal_count}").format(
-                        count=len(committed), wal=wal.path, wal_count=len(log))
+                    problem = ngettext("holds {count} committed entry, but {wal} holds only {wal_count}",
+                                       "holds {count} committed entries, but {wal} holds only {wal_count}",
+                                       len(committed)).format(count=len(committed), wal=wal.path, wal_count=len(log))
                 else:
                     first = next(seq for seq, entry in enumerate(committed, start=1) if log[seq - 1] != entry)
                     problem = _("differs from {wal} at sequence number {seq}").format(wal=wal.path, seq=first)

@@ -37,6 +37,11 @@ def _(message: str) -> str:
     return _translation.gettext(message)
 
 
+def ngettext(singular: str, plural: str, count: int) -> str:
+    """Return the translation of `singular` or `plural`, whichever the language uses for `count`."""
+    return _translation.ngettext(singular, plural, count)
+
+
 class _MessageFormatter(string.Formatter):
     """A str.format that writes the decimal separator of the catalog's language."""
 

@@ -17,7 +17,7 @@ from itertools import pairwise
 
 from cluster.core.messages import Entry
 from cluster.core.spec_names import invariant
-from cluster.i18n import _
+from cluster.i18n import _, ngettext
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,8 @@ def epoch_fencing(
     (writer's term, fence term before the write) of every line appended.
     """
     violations = [
-        _("store node {node} accepted {count} messages from older epochs").format(node=node, count=count)
+        ngettext("store node {node} accepted {count} message from an older epoch",
+                 "store node {node} accepted {count} messages from older epochs", count).format(node=node, count=count)
         for node, count in sorted(stale_accepts.items())
         if count
     ]
@@ -82,8 +83,9 @@ def committed_on_all(committed: Sequence[Entry], member_logs: Mapping[int, Seque
     violations = []
     for node, log in sorted(member_logs.items()):
         if len(log) < len(committed):
-            violations.append(_("store node {node} holds {count} entries but {committed} are committed").format(
-                node=node, count=len(log), committed=len(committed)))
+            message = ngettext("store node {node} holds {count} entry but {committed} are committed",
+                               "store node {node} holds {count} entries but {committed} are committed", len(log))
+            violations.append(message.format(node=node, count=len(log), committed=len(committed)))
             continue
         mismatch = _first_mismatch(log, committed)
         if mismatch is not None:
@@ -112,8 +114,10 @@ def log_matching(
     for node, log in sorted(all_logs.items()):
         commit = min(commits.get(node, 0), len(log))
         if commit > len(committed):
-            violations.append(_("store node {node} counts {commit} entries committed but only {committed} are").format(
-                node=node, commit=commit, committed=len(committed)))
+            message = ngettext("store node {node} counts {commit} entry committed but only {committed} are",
+                               "store node {node} counts {commit} entries committed but only {committed} are",
+                               commit)
+            violations.append(message.format(node=node, commit=commit, committed=len(committed)))
             continue
         mismatch = _first_mismatch(log[:commit], committed)
         if mismatch is not None:
@@ -126,8 +130,9 @@ def log_matching(
 def output_prefix(output: Sequence[Entry], committed: Sequence[Entry]) -> list[str]:
     """The output file is a prefix of the committed log."""
     if len(output) > len(committed):
-        return [_("output.txt holds {output} entries but only {committed} are committed").format(
-            output=len(output), committed=len(committed))]
+        message = ngettext("output.txt holds {output} entry but only {committed} are committed",
+                           "output.txt holds {output} entries but only {committed} are committed", len(output))
+        return [message.format(output=len(output), committed=len(committed))]
     mismatch = _first_mismatch(output, committed)
     if mismatch is not None:
         return [_("output.txt differs from the committed log at seq {seq}").format(seq=mismatch)]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cluster.core.bugs import Bug, parse_bugs
-from cluster.i18n import _, format_message
+from cluster.i18n import _, format_message, ngettext
 from cluster.sim.explore import EXPLORE_CONFIG, explore
 from cluster.sim.report import format_violation, narrate
 from cluster.sim.runner import FAULT_KINDS, SETTING_BOUNDS, SimConfig
@@ -98,8 +98,10 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
                 seed=run_seed, name=result.violation.name, steps=result.violation.step), file=out)
             return _report_failure(result, args, out, budget)
     seconds = time.perf_counter() - started
-    print(format_message(_("no violation in {runs} run(s) from seed {seed}: {steps} steps in {seconds:.1f} s "
-                           "({rate:.0f} steps/s)"), runs=runs, seed=seed, steps=steps, seconds=seconds,
+    print(format_message(ngettext("no violation in {runs} run from seed {seed}: {steps} steps in {seconds:.1f} s "
+                                  "({rate:.0f} steps/s)",
+                                  "no violation in {runs} runs from seed {seed}: {steps} steps in {seconds:.1f} s "
+                                  "({rate:.0f} steps/s)", runs), runs=runs, seed=seed, steps=steps, seconds=seconds,
                          rate=steps / max(seconds, 1e-9)), file=out)
     return 0
 

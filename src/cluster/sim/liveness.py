@@ -38,7 +38,7 @@ import random
 
 from cluster.core.sync_node import Role
 from cluster.core.timers import Timers
-from cluster.i18n import _
+from cluster.i18n import _, ngettext
 from cluster.sim.events import SimEvent
 from cluster.sim.runner import Runner
 from cluster.sim.world import Address, World
@@ -96,7 +96,9 @@ class LivenessMonitor:
             ])
         if self.done_round is None and self.rounds > self.ack_bound:
             waiting = [
-                _("client {client} has {count} unacknowledged messages").format(
+                ngettext("client {client} has {count} unacknowledged message",
+                         "client {client} has {count} unacknowledged messages",
+                         len(client.in_flight) + len(client.queue)).format(
                     client=client.client_id, count=len(client.in_flight) + len(client.queue))
                 for client in world.clients.values()
                 if not client.done
