@@ -29,24 +29,22 @@ def _settings(role: str, data_dir: Path) -> NodeSettings:
     return NodeSettings(role, 1, addresses, addresses, data_dir, keys=keys)
 
 
-def test_sync_start_rejects_garbage_fence(tmp_path: Path) -> None:
-    (tmp_path / "output.fence").write_bytes(b"garbage\xff")
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("output.fence", b"garbage\xff", "expected a decimal term"),
+        ("output.txt", b"this is not a valid line\n",
+         "copy the damaged line from the same line of a store node's backup file"),
+    ],
+)
+def test_sync_start_rejects_damaged_output(tmp_path: Path, name: str, content: bytes, expected: str) -> None:
+    (tmp_path / name).write_bytes(content)
 
     with pytest.raises(DataFileError) as caught:
         SyncRuntime(_settings("sync", tmp_path))
 
-    assert caught.value.path == tmp_path / "output.fence"
-    assert "expected a decimal term" in str(caught.value)
-
-
-def test_sync_start_rejects_bad_output_line(tmp_path: Path) -> None:
-    (tmp_path / "output.txt").write_text("this is not a valid line\n", encoding="utf-8")
-
-    with pytest.raises(DataFileError) as caught:
-        SyncRuntime(_settings("sync", tmp_path))
-
-    assert caught.value.path == tmp_path / "output.txt"
-    assert "copy the damaged line from the same line of a store node's backup file" in str(caught.value)
+    assert caught.value.path == tmp_path / name
+    assert expected in str(caught.value)
 
 
 def test_bad_wal_line_names_repair(tmp_path: Path) -> None:

@@ -419,14 +419,7 @@ def test_wal_apply_many_merges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     wal = WriteAheadLog(tmp_path / "store_1.wal")
     wal.load()
     wal.apply(0, entries(1, 4))
-    fsyncs: list[int] = []
-    real_fsync = os.fsync
-
-    def counting_fsync(fd: int) -> None:
-        fsyncs.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", counting_fsync)
+    fsyncs = _count_fsyncs(monkeypatch)
 
     wal.apply_many([
         (4, entries(5, 6)),

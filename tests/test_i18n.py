@@ -462,11 +462,11 @@ def test_translations_keep_placeholders() -> None:
 
 
 def test_plural_forms_portuguese() -> None:
-    one = _cluster(["simulate", "--runs", "1", "--steps", "50"], PORTUGUESE)
-    two = _cluster(["simulate", "--runs", "2", "--steps", "50"], PORTUGUESE)
+    single_run = _cluster(["simulate", "--runs", "1", "--steps", "50"], PORTUGUESE)
+    two_runs = _cluster(["simulate", "--runs", "2", "--steps", "50"], PORTUGUESE)
 
-    assert one.stdout.startswith("nenhuma violação em 1 execução a partir da semente 0: ")
-    assert two.stdout.startswith("nenhuma violação em 2 execuções a partir da semente 0: ")
+    assert single_run.stdout.startswith("nenhuma violação em 1 execução a partir da semente 0: ")
+    assert two_runs.stdout.startswith("nenhuma violação em 2 execuções a partir da semente 0: ")
 
 
 def test_po_complete_not_fuzzy() -> None:

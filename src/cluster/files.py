@@ -593,16 +593,21 @@ class _EntryLog:
         run 1, 2, 3, ... from the first line. With `repair` off the file is
         only read, so the object must not be used to write.
         """
-        try:
-            scan = _scan(self.path)
-            _check_sequence(self.path, scan.entries)
-        except DataFileError as exc:
-            raise DataFileError(exc.path, f"{exc.reason}. {store_restore_hint()}", exc.line_number) from None
+        scan = self._scan_checked()
         if repair:
             self._cut_partial_line(scan.complete_size, scan.partial_bytes)
         self._count = len(scan.entries)
         self._size = scan.complete_size
         return scan.entries
+
+    def _scan_checked(self) -> _Scan:
+        """Parse the file and check its sequence numbers, adding the store node's repair to any DataFileError."""
+        try:
+            scan = _scan(self.path)
+            _check_sequence(self.path, scan.entries)
+        except DataFileError as exc:
+            raise DataFileError(exc.path, f"{exc.reason}. {store_restore_hint()}", exc.line_number) from None
+        return scan
 
     def _cut_partial_line(self, complete_size: int, partial_bytes: int) -> None:
         if partial_bytes:
@@ -758,8 +763,7 @@ class BackupFile(_EntryLog):
         if data[:complete_size] == wal_prefix:
             count = data.count(b"\n", 0, complete_size)
         else:
-            committed = _scan(self.path).entries
-            _check_sequence(self.path, committed)
+            committed = self._scan_checked().entries
             if len(committed) > len(log) or list(log[: len(committed)]) != committed:
                 if len(committed) > len(log):
                     problem = ngettext("holds {count} committed entry, but {wal} holds only {wal_count}",

@@ -83,9 +83,9 @@ def committed_on_all(committed: Sequence[Entry], member_logs: Mapping[int, Seque
     violations = []
     for node, log in sorted(member_logs.items()):
         if len(log) < len(committed):
-            message = ngettext("store node {node} holds {count} entry but {committed} are committed",
-                               "store node {node} holds {count} entries but {committed} are committed", len(log))
-            violations.append(message.format(node=node, count=len(log), committed=len(committed)))
+            template = ngettext("store node {node} holds {count} entry but {committed} are committed",
+                                "store node {node} holds {count} entries but {committed} are committed", len(log))
+            violations.append(template.format(node=node, count=len(log), committed=len(committed)))
             continue
         mismatch = _first_mismatch(log, committed)
         if mismatch is not None:
@@ -114,10 +114,10 @@ def log_matching(
     for node, log in sorted(all_logs.items()):
         commit = min(commits.get(node, 0), len(log))
         if commit > len(committed):
-            message = ngettext("store node {node} counts {commit} entry committed but only {committed} are",
-                               "store node {node} counts {commit} entries committed but only {committed} are",
-                               commit)
-            violations.append(message.format(node=node, commit=commit, committed=len(committed)))
+            template = ngettext("store node {node} counts {commit} entry committed but only {committed} are",
+                                "store node {node} counts {commit} entries committed but only {committed} are",
+                                commit)
+            violations.append(template.format(node=node, commit=commit, committed=len(committed)))
             continue
         mismatch = _first_mismatch(log[:commit], committed)
         if mismatch is not None:
@@ -130,9 +130,9 @@ def log_matching(
 def output_prefix(output: Sequence[Entry], committed: Sequence[Entry]) -> list[str]:
     """The output file is a prefix of the committed log."""
     if len(output) > len(committed):
-        message = ngettext("output.txt holds {output} entry but only {committed} are committed",
-                           "output.txt holds {output} entries but only {committed} are committed", len(output))
-        return [message.format(output=len(output), committed=len(committed))]
+        template = ngettext("output.txt holds {output} entry but only {committed} are committed",
+                            "output.txt holds {output} entries but only {committed} are committed", len(output))
+        return [template.format(output=len(output), committed=len(committed))]
     mismatch = _first_mismatch(output, committed)
     if mismatch is not None:
         return [_("output.txt differs from the committed log at seq {seq}").format(seq=mismatch)]

@@ -30,7 +30,6 @@ from cluster.files import (
     layout_path,
     output_path,
     read_entries,
-    store_restore_hint,
     wal_path,
 )
 from cluster.i18n import _
@@ -196,15 +195,8 @@ def _check_node_files(data_dir: Path) -> None:
     store_nodes |= {_node_id(path, "backup_") for path in data_dir.glob("backup_*.txt")}
     for node in sorted(store_nodes):
         wal = WriteAheadLog(wal_path(data_dir, node))
-        backup = BackupFile(backup_path(data_dir, node))
-        try:
-            log = wal.load(repair=False)
-            backup.load_prefix_of(wal, log, repair=False)
-        except DataFileError as error:
-            hint = store_restore_hint()
-            if error.reason.endswith(hint):
-                raise
-            raise DataFileError(error.path, f"{error.reason}. {hint}", error.line_number) from None
+        log = wal.load(repair=False)
+        BackupFile(backup_path(data_dir, node)).load_prefix_of(wal, log, repair=False)
 
 
 def _load_backups(data_dir: Path) -> dict[int, list[Entry]]:
