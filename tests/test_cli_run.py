@@ -107,8 +107,9 @@ def test_data_dir_in_use_rejected(tmp_path: Path, fresh: bool) -> None:
 
 
 @pytest.mark.e2e
-def test_second_run_waits_for_first(tmp_path: Path) -> None:
-    """`cluster run --fresh` on the directory of a run in progress fails, and the first run still verifies."""
+def test_second_run_and_verify_wait_for_first(tmp_path: Path) -> None:
+    """`cluster run --fresh` and `cluster verify` on the directory of a run in progress fail, and the first run
+    still verifies."""
     data_dir = tmp_path / "data"
     first = subprocess.Popen(
         [sys.executable, "-m", "cluster", "run", "--sync", "1", "--store", "1", "--clients", "1",
@@ -119,7 +120,9 @@ def test_second_run_waits_for_first(tmp_path: Path) -> None:
         wait_for(lambda: output_path(data_dir).exists() and output_path(data_dir).stat().st_size > 0, 60,
                  "the first committed message")
         second = run_cli("run", "--fresh", "--data-dir", str(data_dir))
+        early_verify = run_cli("verify", str(data_dir))
         stdout, stderr = first.communicate(timeout=60)
+        late_verify = run_cli("verify", str(data_dir))
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
@@ -127,6 +130,11 @@ def test_second_run_waits_for_first(tmp_path: Path) -> None:
 
     assert second.returncode == 2
     assert "is in use by another `cluster run`" in second.stderr
+    assert early_verify.returncode == 2
+    assert f"{data_dir} is in use by a running cluster" in early_verify.stderr
+    assert "wait for `cluster run` to finish, or stop its node processes" in early_verify.stderr
+    assert early_verify.stdout == ""
+    assert late_verify.returncode == 0, late_verify.stdout + late_verify.stderr
     assert first.returncode == 0, stdout + stderr
     assert "verification passed" in stdout
     assert len(read_entries(output_path(data_dir))) == 300

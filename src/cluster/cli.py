@@ -21,6 +21,7 @@ from cluster.launcher import (
     find_leader,
     find_primary,
     lock_data_dir,
+    lock_data_dir_shared,
     prepare_data_dir,
 )
 from cluster.node.settings import (
@@ -343,7 +344,8 @@ def _status_addresses(args: argparse.Namespace) -> tuple[tuple[NodeAddress, ...]
 def command_verify(args: argparse.Namespace) -> int:
     from cluster.verify import format_report, verify
 
-    report = verify(args.data_dir)
+    with lock_data_dir_shared(args.data_dir):
+        report = verify(args.data_dir)
     print(format_report(report))
     return EXIT_OK if report.passed else EXIT_FAILED
 

@@ -182,6 +182,34 @@ def lock_data_dir(data_dir: Path) -> Iterator[None]:
         os.close(fd)  # closing the last descriptor releases the flock
 
 
+@contextlib.contextmanager
+def lock_data_dir_shared(data_dir: Path) -> Iterator[None]:
+    """Hold a shared `flock` on DATA_DIR/run.lock while a finished run's files are read, or raise RunError.
+
+    A run, or node processes it left behind, hold the lock exclusively, and
+    their files change while they run, so a check of them could report a
+    violation that the finished run would not have. Holding the lock shared
+    also keeps a new run from starting on the directory meanwhile. A
+    directory without `run.lock` was never locked by a run, and is read as it is.
+    """
+    try:
+        fd = os.open(data_dir / RUN_LOCK_NAME, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                _("{path} is in use by a running cluster, whose files are still changing; wait for "
+                  "`cluster run` to finish, or stop its node processes, then verify again").format(path=data_dir)
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def _check_is_directory(data_dir: Path) -> None:
     if data_dir.exists() and not data_dir.is_dir():
         raise RunError(_("--data-dir {path} exists and is not a directory").format(path=data_dir))
