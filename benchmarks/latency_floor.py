@@ -1,16 +1,23 @@
-"""Measure how much of the sequential latency the fsyncs cause, with a diagnostic run that skips them.
+"""Measure how much of the sequential latency each fsync causes, with diagnostic runs that skip them.
 
 Run from the repository root with the package installed:
 
     python benchmarks/latency_floor.py [--seconds 6] [--repetitions 3]
 
-Each repetition runs two sequential loads (1 client, window 1, 100-byte
-messages) on a fresh 5 sync x 3 store cluster, one after the other: a normal
-one, and one in which every fsync of the node processes does nothing. The
-second is not a mode of the cluster. It forks the nodes from a process in
-which `os.fsync` was replaced, and it exists only to show what the network
-hops and the Python processes cost without the disk. Its data directories
-are thrown away, and its runs are never verified as durable.
+Each repetition runs the same sequential load (1 client, window 1, 100-byte
+messages) four times, each on a fresh 5 sync x 3 store cluster:
+
+- `all`: as usual, every fsync done;
+- `no-output`: the fsyncs of `output.txt` skipped;
+- `no-logs`: the fsyncs of the store nodes' write-ahead logs skipped;
+- `none`: every fsync of the node processes skipped.
+
+Only the first is a mode of the cluster. The others fork the nodes from a
+process in which `os.fsync` was replaced, and they exist only to show what
+the network hops, the Python processes and each fsync stage cost. Their
+data directories are thrown away, and their runs are never verified as
+durable. The replacement learns which file a descriptor belongs to from
+`/proc/self/fd`, so the script runs on Linux only.
 
 The p50 and p99 of each run, and the medians over the repetitions, go to
 stdout and to `benchmarks/results/latency_floor.json`.
@@ -33,25 +40,42 @@ import cluster_bench
 import machine
 
 ROOT = Path(__file__).resolve().parent.parent
+PROC_FD = Path("/proc/self/fd")
+
+# The fsyncs each variant skips, by a test on the name of the file written.
+VARIANTS: dict[str, Callable[[str], bool] | None] = {
+    "all": None,
+    "no-output": lambda name: name == "output.txt",
+    "no-logs": lambda name: name.startswith("store_") and name.endswith(".wal"),
+    "none": lambda name: True,
+}
 
 
-def _skip_fsync(fd: int) -> None:
-    """Replace os.fsync in the diagnostic run, and return without flushing anything."""
-    return None
+def skipping_fsync(real_fsync: Callable[[Any], None], skip: Callable[[str], bool]) -> Callable[[Any], None]:
+    """Return an `os.fsync` that does nothing for the files `skip` picks by name, and fsyncs the rest."""
+
+    def fsync(fd: Any) -> None:
+        number = fd if isinstance(fd, int) else fd.fileno()
+        if not skip(os.path.basename(os.readlink(PROC_FD / str(number)))):
+            real_fsync(fd)
+
+    return fsync
 
 
-def measure(seconds: float, skip_fsync: bool, seed: int) -> dict[str, Any]:
-    """Run one sequential load and return its latency summary. With `skip_fsync` set, no node fsyncs."""
-    real_fsync: Callable[[int], None] = os.fsync
-    if skip_fsync:
-        os.fsync = _skip_fsync  # the node processes fork from this one and inherit it
+def measure(seconds: float, variant: str, seed: int) -> dict[str, Any]:
+    """Run one sequential load and return its latency summary, skipping the fsyncs that `variant` names."""
+    real_fsync = os.fsync
+    skip = VARIANTS[variant]
+    if skip is not None:
+        # The node processes fork from this one and inherit the replacement.
+        os.fsync = skipping_fsync(real_fsync, skip)  # type: ignore[assignment]
     try:
         with tempfile.TemporaryDirectory(prefix="latency-floor-") as workdir:
             result = cluster_bench.load_run(Path(workdir), 1, 1, seconds, 100, seed)
     finally:
         os.fsync = real_fsync
     return {
-        "fsync": not skip_fsync,
+        "variant": variant,
         "count": result["latency"]["count"],
         "p50_ms": result["latency"]["p50_ms"],
         "p99_ms": result["latency"]["p99_ms"],
@@ -62,13 +86,15 @@ def measure(seconds: float, skip_fsync: bool, seed: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per run (default 6)")
-    parser.add_argument("--repetitions", type=int, default=3, help="pairs of runs (default 3)")
+    parser.add_argument("--repetitions", type=int, default=3, help="rounds of the four runs (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the sync nodes' election timeouts (default 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency_floor.json",
                         help="result file (default benchmarks/results/latency_floor.json)")
     args = parser.parse_args()
     if "fork" not in multiprocessing.get_all_start_methods():
         parser.error("this platform cannot fork, so the node processes would not inherit the replaced os.fsync")
+    if not PROC_FD.is_dir():
+        parser.error(f"{PROC_FD} is missing, so the replaced os.fsync could not tell files apart; run on Linux")
     if not 1 <= args.repetitions <= 20:
         parser.error(f"--repetitions {args.repetitions} is out of range; use 1 to 20")
     if not 1 <= args.seconds <= 120:
@@ -77,17 +103,16 @@ def main() -> int:
     load_before = machine.load_average()
     runs = []
     for repetition in range(1, args.repetitions + 1):
-        for skip_fsync in (False, True):
-            run = measure(args.seconds, skip_fsync, args.seed)
+        for variant in VARIANTS:
+            run = measure(args.seconds, variant, args.seed)
             runs.append(run)
-            label = "fsync on " if run["fsync"] else "fsync off"
-            print(f"repetition {repetition}, {label}: p50 {run['p50_ms']:.3f} ms, p99 {run['p99_ms']:.3f} ms,"
+            print(f"repetition {repetition}, {variant:<9}: p50 {run['p50_ms']:.3f} ms, p99 {run['p99_ms']:.3f} ms,"
                   f" {run['count']} messages", flush=True)
 
     medians = {}
-    for fsync in (True, False):
-        chosen = [run for run in runs if run["fsync"] is fsync]
-        medians["fsync_on" if fsync else "fsync_off"] = {
+    for variant in VARIANTS:
+        chosen = [run for run in runs if run["variant"] == variant]
+        medians[variant] = {
             "p50_ms": round(statistics.median(run["p50_ms"] for run in chosen), 3),
             "p99_ms": round(statistics.median(run["p99_ms"] for run in chosen), 3),
         }
@@ -101,8 +126,8 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    for name, values in medians.items():
-        print(f"median of {name.replace('_', ' ')}: p50 {values['p50_ms']:.3f} ms, p99 {values['p99_ms']:.3f} ms")
+    for variant, values in medians.items():
+        print(f"median of {variant:<9}: p50 {values['p50_ms']:.3f} ms, p99 {values['p99_ms']:.3f} ms")
     print(f"written to {args.out}")
     return 0
 

@@ -60,40 +60,50 @@ def _failover(result: dict[str, Any], target: str) -> dict[str, Any] | None:
     return None
 
 
-def targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def targets(result: dict[str, Any], portuguese: bool = False) -> dict[str, dict[str, Any]]:
     """Return each target with the measured value and whether it was met (None when not measured)."""
+    words = _PORTUGUESE_WORDS if portuguese else _ENGLISH_WORDS
     verdicts: dict[str, dict[str, Any]] = {}
     rates = [run["messages_per_second"] for run in result.get("load", [])
              if run["system"] == "cluster" and run["clients"] == 50]
     verdicts["throughput_50_clients"] = {
-        "measured": f"{max(rates):.0f} messages/s" if rates else None,
+        "measured": f"{max(rates):.0f} {words['messages/s']}" if rates else None,
         "met": (max(rates) >= 20_000) if rates else None,
     }
     sequential = _run(result, "cluster", 1, 1)
     latency = sequential["latency"] if sequential else {}
     verdicts["sequential_p50"] = {
-        "measured": f"{latency['p50_ms']:.2f} ms" if latency.get("count") else None,
+        "measured": _milliseconds(latency["p50_ms"], portuguese) if latency.get("count") else None,
         "met": (latency["p50_ms"] <= 0.8) if latency.get("count") else None,
     }
     verdicts["sequential_p99"] = {
-        "measured": f"{latency['p99_ms']:.2f} ms" if latency.get("count") else None,
+        "measured": _milliseconds(latency["p99_ms"], portuguese) if latency.get("count") else None,
         "met": (latency["p99_ms"] <= 2.0) if latency.get("count") else None,
     }
     leader = _failover(result, "leader")
     spread = leader["failover_ms"] if leader else {}
     verdicts["leader_failover"] = {
-        "measured": (f"median {spread['median']:.0f} ms, max {spread['max']:.0f} ms, "
-                     f"{leader['spurious_elections']} spurious") if leader and spread.get("count") else None,
+        "measured": (f"{words['median']} {spread['median']:.0f} ms, {words['max']} {spread['max']:.0f} ms, "
+                     f"{leader['spurious_elections']} {words['spurious']}") if leader and spread.get("count") else None,
         "met": (spread["median"] <= 250 and spread["max"] <= 500 and leader["spurious_elections"] == 0
                 and spread["count"] == leader["repetitions"]) if leader and spread.get("count") else None,
     }
     primary = _failover(result, "primary")
     spread = primary["failover_ms"] if primary else {}
     verdicts["primary_failover"] = {
-        "measured": f"median {spread['median']:.0f} ms" if spread.get("count") else None,
+        "measured": f"{words['median']} {spread['median']:.0f} ms" if spread.get("count") else None,
         "met": (spread["median"] <= 300) if spread.get("count") else None,
     }
     return verdicts
+
+
+_ENGLISH_WORDS = {"messages/s": "messages/s", "median": "median", "max": "max", "spurious": "spurious"}
+_PORTUGUESE_WORDS = {"messages/s": "mensagens/s", "median": "mediana", "max": "máximo", "spurious": "espúrias"}
+
+
+def _milliseconds(value: float, portuguese: bool) -> str:
+    text = f"{value:.2f} ms"
+    return text.replace(".", ",") if portuguese else text
 
 
 def target_lines(verdicts: dict[str, dict[str, Any]]) -> list[str]:
@@ -121,7 +131,8 @@ def load_table(result: dict[str, Any], portuguese: bool) -> list[str]:
     for run in result.get("load", []):
         latency = run["latency"]
         p50 = latency.get("p50_ms")
-        row = [PEER_NAMES[run["system"]], str(run["clients"]), str(run["window"]),
+        system = "este cluster" if portuguese and run["system"] == "cluster" else PEER_NAMES[run["system"]]
+        row = [system, str(run["clients"]), str(run["window"]),
                f"{run['messages_per_second']:.0f}",
                f"{p50:.2f}" if p50 is not None else "-",
                f"{latency['p99_ms']:.2f}" if latency.get("count") else "-"]
@@ -132,6 +143,8 @@ def load_table(result: dict[str, Any], portuguese: bool) -> list[str]:
             row += [_ratio(p50 or 0.0, peer["latency"].get("p50_ms") if peer else None) for peer in peers]
         else:
             row += ["", "", "", ""]
+        if portuguese:
+            row = [system, *(cell.replace(".", ",") for cell in row[1:])]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -150,7 +163,8 @@ def failover_table(result: dict[str, Any], portuguese: bool) -> list[str]:
         cells = [name[run["target"]][0 if portuguese else 1], str(run["repetitions"]), str(spread.get("count", 0)),
                  str(run.get("kills_before_store_healthy", 0))]
         cells += [f"{spread[key]:.0f}" if spread.get("count") else "-" for key in ("min", "median", "max")]
-        cells += [str(run["spurious_elections"]), str(run["verified"])]
+        verified = {True: ("sim", "yes"), False: ("não", "no")}[bool(run["verified"])][0 if portuguese else 1]
+        cells += [str(run["spurious_elections"]), verified]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -159,10 +173,26 @@ def target_table(result: dict[str, Any], portuguese: bool) -> list[str]:
     header = "| meta | medido | atingida |" if portuguese else "| target | measured | met |"
     lines = [header, "| --- | --- | --- |"]
     states = {True: ("sim", "yes"), False: ("não", "no"), None: ("não medida", "not measured")}
-    for key, verdict in result["targets"].items():
+    for key, verdict in targets(result, portuguese).items():
         text = TARGET_TEXT[key][1 if portuguese else 0]
         lines.append(f"| {text} | {verdict['measured'] or '-'} | {states[verdict['met']][0 if portuguese else 1]} |")
     return lines
+
+
+def floor_lines(result: dict[str, Any], portuguese: bool) -> list[str]:
+    """Return the sentence on the sequential path's floor for under the target table, if it was measured."""
+    floor = result.get("latency_budget", {}).get("floor_ms", {}).get("asyncio streams, two cores")
+    if floor is None:
+        return []
+    if portuguese:
+        comma = f"{floor:.2f}".replace(".", ",")
+        return ["", f"Piso do caminho sequencial nesta máquina, medido por `benchmarks/latency_budget.py` na mesma "
+                    f"execução: {comma} ms. É a soma de seis saltos de loopback entre processos asyncio em dois "
+                    "núcleos, das duas etapas de fsync e da codificação das seis mensagens, sem nenhuma lógica do "
+                    "protocolo."]
+    return ["", f"Floor of the sequential path on this machine, measured by `benchmarks/latency_budget.py` in the "
+                f"same run: {floor:.2f} ms. It adds up six loopback hops between asyncio processes on two cores, "
+                "both fsync stages and the encoding of the six messages, with no protocol logic at all."]
 
 
 def generated_block(result: dict[str, Any], portuguese: bool) -> str:
@@ -178,7 +208,8 @@ def generated_block(result: dict[str, Any], portuguese: bool) -> str:
             f"limiar de 1 minuto {quiet['threshold']} "
             f"{'atingido' if quiet['reached'] else 'NÃO atingido'} após {quiet['waited_seconds']} s de espera.",
         ]
-        sections = ["### Metas", "", *target_table(result, True), "", "### Vazão e latência", "",
+        sections = ["### Metas", "", *target_table(result, True), *floor_lines(result, True), "",
+                    "### Vazão e latência", "",
                     *load_table(result, True), "", "### Failover (sob carga de "
                     f"{result['settings']['failover_clients']} clientes, janela "
                     f"{result['settings']['failover_window']})", "", *failover_table(result, True)]
@@ -191,7 +222,8 @@ def generated_block(result: dict[str, Any], portuguese: bool) -> str:
             f"1-minute threshold {quiet['threshold']} {'reached' if quiet['reached'] else 'NOT reached'} after "
             f"waiting {quiet['waited_seconds']} s.",
         ]
-        sections = ["### Targets", "", *target_table(result, False), "", "### Throughput and latency", "",
+        sections = ["### Targets", "", *target_table(result, False), *floor_lines(result, False), "",
+                    "### Throughput and latency", "",
                     *load_table(result, False), "", "### Failover (under a load of "
                     f"{result['settings']['failover_clients']} clients, window "
                     f"{result['settings']['failover_window']})", "", *failover_table(result, False)]

@@ -12,7 +12,9 @@ SIGKILL of the sync leader and of the store primary under load. The same
 appends then go to a 3-node PySyncObj cluster and, when an `etcd` binary is
 installed, a 3-member etcd cluster, all on 127.0.0.1. Before measuring, it
 waits (bounded by --max-wait) for the 1-minute load average to fall below
---load-threshold and records whether it did.
+--load-threshold and records whether it did. Right after that wait it
+measures the floor of the sequential path on this machine
+(`latency_budget.py`), which the report prints next to the latency targets.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import cluster_bench
+import latency_budget
 import machine
 import peer_etcd
 import peer_pysyncobj
@@ -103,6 +106,16 @@ def main() -> int:
     result["load_before"] = machine.load_average()
     log(f"load average {result['load_before']} (threshold {args.load_threshold}, "
         f"{'reached' if result['quiet']['reached'] else 'NOT reached'})")
+
+    missing = latency_budget.unavailable()
+    if missing is None:
+        result["latency_budget"] = timed(log, "floor of the sequential path",
+                                         lambda: latency_budget.measure(5000, 1000))
+        for line in latency_budget.report_lines(result["latency_budget"]):
+            log(f"  {line}")
+    else:
+        log(f"skipping the floor of the sequential path: {missing}")
+        result["latency_budget"] = {"skipped": missing}
 
     workdir = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     try:
