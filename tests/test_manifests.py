@@ -572,8 +572,44 @@ def test_pods_share_one_data_volume() -> None:
     for name, service in compose["services"].items():
         assert service["volumes"] == ["shared_data:/data"], name
         assert service["environment"]["DATA_DIR"] == "/data", name
-        assert service["environment"]["CLUSTER_KEY_FILE"] == "/run/secrets/cluster_key", name
     assert compose["secrets"] == {"cluster_key": {"file": "./cluster.key"}}
+
+
+def test_nodes_get_the_key() -> None:
+    documents, compose = render_documents()
+
+    for statefulset in of_kind(documents, "StatefulSet"):
+        name = statefulset["metadata"]["name"]
+        pod_spec = statefulset["spec"]["template"]["spec"]
+        volumes = {volume["name"]: volume for volume in pod_spec["volumes"]}
+        mounts = {mount["name"]: mount for mount in pod_spec["containers"][0]["volumeMounts"]}
+        env = {item["name"]: item.get("value") for item in pod_spec["containers"][0]["env"]}
+        assert volumes["cluster-key"]["secret"]["secretName"] == "cluster-key", name
+        assert mounts["cluster-key"]["mountPath"] == "/etc/cluster", name
+        assert env["CLUSTER_KEY_FILE"] == "/etc/cluster/key", name
+
+    for name, service in compose["services"].items():
+        if name.startswith("client_"):
+            continue
+        assert service["secrets"] == ["cluster_key"], name
+        assert service["environment"]["CLUSTER_KEY_FILE"] == "/run/secrets/cluster_key", name
+
+
+def test_clients_get_no_key() -> None:
+    # Clients use the client ports, which need no key (docs/security.md), so
+    # a client pod or container must not be able to read the cluster key.
+    documents, compose = render_documents(clients=3)
+    (job,) = of_kind(documents, "Job")
+    (config,) = of_kind(documents, "ConfigMap")
+    pod_spec = job["spec"]["template"]["spec"]
+
+    assert [volume["name"] for volume in pod_spec["volumes"]] == ["data", "tmp"]
+    assert [mount["name"] for mount in pod_spec["containers"][0]["volumeMounts"]] == ["data", "tmp"]
+    assert "CLUSTER_KEY_FILE" not in config["data"]
+    for name in ("client_1", "client_2", "client_3"):
+        service = compose["services"][name]
+        assert "secrets" not in service, name
+        assert "CLUSTER_KEY_FILE" not in service["environment"], name
 
 
 def test_key_secret_is_not_generated() -> None:
