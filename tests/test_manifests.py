@@ -572,8 +572,44 @@ def test_pods_share_one_data_volume() -> None:
     for name, service in compose["services"].items():
         assert service["volumes"] == ["shared_data:/data"], name
         assert service["environment"]["DATA_DIR"] == "/data", name
-        assert service["environment"]["CLUSTER_KEY_FILE"] == "/run/secrets/cluster_key", name
     assert compose["secrets"] == {"cluster_key": {"file": "./cluster.key"}}
+
+
+def test_nodes_get_the_key() -> None:
+    documents, compose = render_documents()
+
+    for statefulset in of_kind(documents, "StatefulSet"):
+        name = statefulset["metadata"]["name"]
+        pod_spec = statefulset["spec"]["template"]["spec"]
+        volumes = {volume["name"]: volume for volume in pod_spec["volumes"]}
+        mounts = {mount["name"]: mount for mount in pod_spec["containers"][0]["volumeMounts"]}
+        env = {item["name"]: item.get("value") for item in pod_spec["containers"][0]["env"]}
+        assert volumes["cluster-key"]["secret"]["secretName"] == "cluster-key", name
+        assert mounts["cluster-key"]["mountPath"] == "/etc/cluster", name
+        assert env["CLUSTER_KEY_FILE"] == "/etc/cluster/key", name
+
+    for name, service in compose["services"].items():
+        if name.startswith("client_"):
+            continue
+        assert service["secrets"] == ["cluster_key"], name
+        assert service["environment"]["CLUSTER_KEY_FILE"] == "/run/secrets/cluster_key", name
+
+
+def test_clients_get_no_key() -> None:
+    # Clients use the client ports, which need no key (docs/security.md), so
+    # a client pod or container must not be able to read the cluster key.
+    documents, compose = render_documents(clients=3)
+    (job,) = of_kind(documents, "Job")
+    (config,) = of_kind(documents, "ConfigMap")
+    pod_spec = job["spec"]["template"]["spec"]
+
+    assert [volume["name"] for volume in pod_spec["volumes"]] == ["data", "tmp"]
+    assert [mount["name"] for mount in pod_spec["containers"][0]["volumeMounts"]] == ["data", "tmp"]
+    assert "CLUSTER_KEY_FILE" not in config["data"]
+    for name in ("client_1", "client_2", "client_3"):
+        service = compose["services"][name]
+        assert "secrets" not in service, name
+        assert "CLUSTER_KEY_FILE" not in service["environment"], name
 
 
 def test_key_secret_is_not_generated() -> None:
@@ -661,11 +697,42 @@ def test_invalid_setting_is_rejected(args: tuple[str, ...], value: str, tmp_path
     assert not any(tmp_path.iterdir()), "nothing may be written on error"
 
 
-def test_non_integer_size_is_rejected(tmp_path: Path) -> None:
-    result = run_generator("--sync", "five", out=tmp_path)
+@pytest.mark.parametrize(
+    ("option", "value", "maximum"),
+    [("--sync", "five", 9), ("--store", "3.5", 9), ("--clients", "", 50), ("--messages", "1e3", 100000)],
+)
+def test_non_integer_size_is_rejected(option: str, value: str, maximum: int, tmp_path: Path) -> None:
+    result = run_generator(option, value, out=tmp_path)
 
     assert result.returncode == 2
-    assert "'five'" in result.stderr
+    assert f"argument {option}: {value!r} is not a whole number" in result.stderr
+    assert f"use a value from 1 to {maximum}" in result.stderr
+    assert not any(tmp_path.iterdir()), "nothing may be written on error"
+
+
+@pytest.mark.parametrize(("clients", "messages"), [(50, 100000), (2, 50001), (11, 10000)])
+def test_too_many_messages_in_all_is_rejected(clients: int, messages: int, tmp_path: Path) -> None:
+    result = run_generator("--clients", str(clients), "--messages", str(messages), out=tmp_path)
+
+    assert result.returncode == 2
+    assert f"--clients {clients} with --messages {messages} is {clients * messages} messages" in result.stderr
+    assert f"their product is at most {gen.MAX_TOTAL_MESSAGES}" in result.stderr
+    assert not any(tmp_path.iterdir()), "nothing may be written on error"
+
+
+@pytest.mark.parametrize(("clients", "messages"), [(1, gen.MAX_MESSAGES), (50, 2000), (10, 10000)])
+def test_messages_up_to_the_total_are_accepted(clients: int, messages: int, tmp_path: Path) -> None:
+    result = run_generator("--clients", str(clients), "--messages", str(messages), out=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_invalid_count_hides_total_error(tmp_path: Path) -> None:
+    result = run_generator("--clients", "51", "--messages", "100000", out=tmp_path)
+
+    assert result.returncode == 2
+    assert "--clients 51 is too large" in result.stderr
+    assert "in all" not in result.stderr
 
 
 def test_all_invalid_values_are_listed(tmp_path: Path) -> None:
@@ -696,13 +763,20 @@ def test_valid_image_is_accepted(image: str, tmp_path: Path) -> None:
         assert containers(workload)[0]["image"] == image
 
 
-@pytest.mark.parametrize("sync", [2, 4, 8])
-def test_even_sync_count_warns(sync: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sync", "counts"),
+    [
+        (2, "tolerate 0 failed nodes, no more than 1 node does;"),
+        (4, "tolerate 1 failed node, no more than 3 nodes do;"),
+        (8, "tolerate 3 failed nodes, no more than 7 nodes do;"),
+    ],
+)
+def test_even_sync_count_warns(sync: int, counts: str, tmp_path: Path) -> None:
     result = run_generator("--sync", str(sync), out=tmp_path)
 
     assert result.returncode == 0
     assert f"warning: --sync {sync} is even" in result.stderr
-    assert f"tolerate {(sync - 1) // 2} failed node(s)" in result.stderr
+    assert counts in result.stderr
     assert (tmp_path / "k8s" / "04-statefulset.yaml").is_file()
 
 

@@ -109,7 +109,9 @@ def test_manifests_pass_validators(sync: int, store: int, tmp_path: Path) -> Non
 
 
 def test_manifests_pass_with_max_clients(tmp_path: Path) -> None:
-    files = render_to(tmp_path, clients=gen.MAX_CLIENTS, messages=gen.MAX_MESSAGES)
+    files = render_to(
+        tmp_path, clients=gen.MAX_CLIENTS, messages=gen.MAX_TOTAL_MESSAGES // gen.MAX_CLIENTS
+    )
 
     for document in yaml.safe_load_all(files["k8s/07-job.yaml"]):
         validate_kubernetes(document)

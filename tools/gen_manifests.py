@@ -14,7 +14,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,13 @@ MAX_SYNC = 9
 MAX_STORE = 9
 MAX_CLIENTS = 50
 MAX_MESSAGES = 100_000
+# Upper limit of --clients times --messages, because every message is kept in
+# the data volume and in the memory of every store node (see NODE_RESOURCES).
+# In `cluster run --sync 3 --store 3 --clients 5 --messages 2000`, a message of
+# the form the clients send took about 40 bytes in output.txt and in each
+# backup and WAL file, and about 245 bytes in its client's log. So 100,000
+# messages with MAX_STORE store nodes fill about 100 MB of the 256Mi volume.
+MAX_TOTAL_MESSAGES = 100_000
 
 DEFAULT_SYNC = 5
 DEFAULT_STORE = 3
@@ -134,6 +141,17 @@ def _check_size(option: str, value: int, maximum: int) -> str | None:
     return None
 
 
+def _check_total_messages(clients: int, messages: int) -> str | None:
+    total = clients * messages
+    if total > MAX_TOTAL_MESSAGES:
+        return (
+            f"--clients {clients} with --messages {messages} is {total} messages in all, too many: "
+            f"the data volume and the store nodes' memory limit hold about {MAX_TOTAL_MESSAGES}; "
+            f"lower --clients or --messages so that their product is at most {MAX_TOTAL_MESSAGES}."
+        )
+    return None
+
+
 def _check_namespace(namespace: str) -> str | None:
     if len(namespace) > MAX_LABEL_LENGTH or not RFC1123_LABEL.fullmatch(namespace):
         return (
@@ -163,11 +181,17 @@ def _check_image(image: str) -> str | None:
 
 def validate_settings(settings: Settings) -> None:
     """Raise SettingsError listing every invalid value in settings."""
+    client_problems = [
+        _check_size("--clients", settings.clients, MAX_CLIENTS),
+        _check_size("--messages", settings.messages, MAX_MESSAGES),
+    ]
+    if client_problems == [None, None]:
+        # Checked only when both counts are valid, so that one bad value gives one error.
+        client_problems.append(_check_total_messages(settings.clients, settings.messages))
     problems = [
         _check_size("--sync", settings.sync, MAX_SYNC),
         _check_size("--store", settings.store, MAX_STORE),
-        _check_size("--clients", settings.clients, MAX_CLIENTS),
-        _check_size("--messages", settings.messages, MAX_MESSAGES),
+        *client_problems,
         _check_namespace(settings.namespace),
         _check_image(settings.image),
     ]
@@ -181,10 +205,11 @@ def even_sync_warning(settings: Settings) -> str | None:
     if settings.sync % 2 == 1:
         return None
     tolerated = (settings.sync - 1) // 2
+    failed = "failed node" if tolerated == 1 else "failed nodes"
+    smaller = "1 node does" if settings.sync == 2 else f"{settings.sync - 1} nodes do"
     return (
         f"warning: --sync {settings.sync} is even: {settings.sync} sync nodes tolerate "
-        f"{tolerated} failed node(s), no more than {settings.sync - 1} nodes do; "
-        "an odd count is recommended."
+        f"{tolerated} {failed}, no more than {smaller}; an odd count is recommended."
     )
 
 
@@ -302,25 +327,42 @@ def write_files(out_dir: Path, files: dict[str, str]) -> None:
         path.write_text(files[relative_path], encoding="utf-8")
 
 
+def _whole_number(maximum: int) -> Callable[[str], int]:
+    """Return an argparse type that parses a whole number and names the allowed range on error."""
+
+    def parse(value: str) -> int:
+        try:
+            return int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a whole number; use a value from 1 to {maximum}"
+            ) from None
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Generate deploy/compose/docker-compose.yml and deploy/k8s/*.yaml.",
     )
     parser.add_argument(
-        "--sync", type=int, default=DEFAULT_SYNC,
+        "--sync", type=_whole_number(MAX_SYNC), default=DEFAULT_SYNC,
         help=f"number of sync nodes, 1 to {MAX_SYNC} (default {DEFAULT_SYNC})",
     )
     parser.add_argument(
-        "--store", type=int, default=DEFAULT_STORE,
+        "--store", type=_whole_number(MAX_STORE), default=DEFAULT_STORE,
         help=f"number of store nodes, 1 to {MAX_STORE} (default {DEFAULT_STORE})",
     )
     parser.add_argument(
-        "--clients", type=int, default=DEFAULT_CLIENTS,
+        "--clients", type=_whole_number(MAX_CLIENTS), default=DEFAULT_CLIENTS,
         help=f"number of clients, 1 to {MAX_CLIENTS} (default {DEFAULT_CLIENTS})",
     )
     parser.add_argument(
-        "--messages", type=int, default=DEFAULT_MESSAGES,
-        help=f"messages each client sends, 1 to {MAX_MESSAGES} (default {DEFAULT_MESSAGES})",
+        "--messages", type=_whole_number(MAX_MESSAGES), default=DEFAULT_MESSAGES,
+        help=(
+            f"messages each client sends, 1 to {MAX_MESSAGES} (default {DEFAULT_MESSAGES}); "
+            f"--clients times --messages may be at most {MAX_TOTAL_MESSAGES}"
+        ),
     )
     parser.add_argument(
         "--image", default=DEFAULT_IMAGE,
