@@ -141,6 +141,33 @@ def test_error_portuguese() -> None:
     assert result.stderr.strip() == "cluster: erro: --sync deve estar entre 1 e 9; recebido 0"
 
 
+@pytest.mark.parametrize(
+    ("argv", "environment", "message"),
+    [
+        (["run", "--bug", "nope"], {}, "--bug inválido: bug desconhecido 'nope'; bugs conhecidos: double_vote, "
+                                       "early_ack, skip_epoch_check, no_fence"),
+        (["status", "--port", "99999"], {}, "--port deve ser um número de porta de 1 a 65535; recebido 99999"),
+        (["client", "--sync-nodes", "127.0.0.1:1:2"], {"ID": "abc"},
+         "ID deve ser um número inteiro; recebido 'abc'"),
+        (["client", "--id", "1", "--sync-nodes", "127.0.0.1:1:2"], {"MESSAGES": "abc"},
+         "MESSAGES deve ser um número inteiro; recebido 'abc'"),
+        (["client", "--id", "1", "--sync-nodes", "localhost:1"], {},
+         "a entrada 1 de SYNC_NODES é 'localhost:1'; esperava host:porta:porta_de_cluster, "
+         "por exemplo 127.0.0.1:5001:6001"),
+        (["sync", "--id", "4", "--sync-nodes", "127.0.0.1:1:2", "--store-nodes", "127.0.0.1:3:4"], {},
+         "o id 4 de nó sync não tem entrada na lista SYNC_NODES de 1 nó"),
+    ],
+    ids=["run-bug", "status-port", "client-id", "client-messages", "client-node-list", "sync-member"],
+)
+def test_settings_error_portuguese(argv: list[str], environment: dict[str, str], message: str,
+                                   tmp_path: Path) -> None:
+    result = _cluster([*argv, "--data-dir", str(tmp_path)] if argv[0] != "status" else argv,
+                      {**PORTUGUESE, **environment})
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"cluster: erro: {message}"
+
+
 def test_argparse_error_portuguese() -> None:
     result = _cluster(["diagram"], PORTUGUESE)
 

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from cluster.core.bugs import parse_bugs
 from cluster.core.messages import MAX_TEXT_BYTES
 from cluster.diagram import add_diagram_parser, run_diagram
 from cluster.files import DataFileError
@@ -30,6 +29,8 @@ from cluster.node.settings import (
     NodeSettings,
     SettingsError,
     check_member,
+    parse_bugs_flag,
+    parse_int,
     parse_node_list,
     parse_port,
     resolve_key_ring,
@@ -150,7 +151,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(
         sync=args.sync, store=args.store, clients=args.clients, messages=args.messages, data_dir=args.data_dir,
-        input_file=args.input_file, seed=args.seed, chaos=args.chaos, fresh=args.fresh, bugs=parse_bugs(args.bug),
+        input_file=args.input_file, seed=args.seed, chaos=args.chaos, fresh=args.fresh, bugs=parse_bugs_flag(args.bug),
         rate=args.rate, trace_messages=args.trace_messages,
     )
     check_options(options)
@@ -244,7 +245,7 @@ def node_settings(role: str, args: argparse.Namespace, env: Mapping[str, str]) -
         print(_("cluster: warning: {warning}").format(warning=key_warning), file=sys.stderr)
     return NodeSettings(
         role, node_id, sync_nodes, store_nodes, data_dir, bind_host=args.bind, port=port,
-        cluster_port=cluster_port, bugs=parse_bugs(args.bug), seed=args.seed, keys=keys,
+        cluster_port=cluster_port, bugs=parse_bugs_flag(args.bug), seed=args.seed, keys=keys,
         trace_messages=_env_flag(env, "TRACE_MESSAGES"),
     )
 
@@ -255,7 +256,7 @@ def _client_texts(args: argparse.Namespace, env: Mapping[str, str], client_id: i
         from cluster.launcher import load_texts
 
         return load_texts(RunOptions(clients=1, input_file=input_file))[0]
-    count = args.messages if args.messages is not None else int(env.get("MESSAGES") or 50)
+    count = args.messages if args.messages is not None else parse_int(env.get("MESSAGES") or "50", "MESSAGES")
     if count < 0:
         raise SettingsError(_("MESSAGES must be 0 or more, got {count}").format(count=count))
     return [f"client {client_id} message {index}" for index in range(1, count + 1)]

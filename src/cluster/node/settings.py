@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.core.bugs import Bug
-from cluster.i18n import _
+from cluster.core.bugs import Bug, parse_bugs
+from cluster.i18n import _, ngettext
 from cluster.net.auth import KeyRing, generate_key, load_key_file, parse_keys, write_key_file
 
 DEFAULT_DATA_DIR = Path("shared_data")
@@ -67,9 +67,11 @@ def parse_port(value: str, name: str) -> int:
     try:
         port = int(value)
     except ValueError:
-        raise SettingsError(f"{name} must be a port number from 1 to 65535, got {value!r}") from None
+        raise SettingsError(_("{name} must be a port number from 1 to 65535, got {value!r}").format(
+            name=name, value=value)) from None
     if not 1 <= port <= 65535:
-        raise SettingsError(f"{name} must be a port number from 1 to 65535, got {port}")
+        raise SettingsError(_("{name} must be a port number from 1 to 65535, got {value}").format(
+            name=name, value=port))
     return port
 
 
@@ -82,16 +84,15 @@ def parse_node_list(value: str, name: str) -> tuple[NodeAddress, ...]:
         host, sep, ports = raw.rpartition(":")
         host2, sep2, port = host.rpartition(":")
         if not sep or not sep2 or not host2:
-            raise SettingsError(
-                f"{name} entry {index + 1} is {raw!r}; expected host:port:cluster_port, "
-                "for example 127.0.0.1:5001:6001"
-            )
+            raise SettingsError(_("{name} entry {index} is {value!r}; expected host:port:cluster_port, "
+                                  "for example 127.0.0.1:5001:6001").format(name=name, index=index + 1, value=raw))
         addresses.append(
-            NodeAddress(host2, parse_port(port, f"{name} entry {index + 1} port"),
-                        parse_port(ports, f"{name} entry {index + 1} cluster port"))
+            NodeAddress(host2, parse_port(port, _("{name} entry {index} port").format(name=name, index=index + 1)),
+                        parse_port(ports, _("{name} entry {index} cluster port").format(name=name, index=index + 1)))
         )
     if not addresses:
-        raise SettingsError(f"{name} is empty; list every node as host:port:cluster_port, comma-separated")
+        raise SettingsError(_("{name} is empty; list every node as host:port:cluster_port, comma-separated").format(
+            name=name))
     return tuple(addresses)
 
 
@@ -103,36 +104,50 @@ def resolve_node_id(flag: int | None, env: Mapping[str, str]) -> int:
     if flag is not None:
         return _check_id(flag, "--id")
     if env.get("ID"):
-        return _check_id(_parse_int(env["ID"], "ID"), "ID")
+        return _check_id(parse_int(env["ID"], "ID"), "ID")
     pod_name = env.get("POD_NAME", "")
     match = _ORDINAL.search(pod_name)
     if match:
         return int(match.group(1)) + 1
     if env.get("JOB_COMPLETION_INDEX"):
-        return _parse_int(env["JOB_COMPLETION_INDEX"], "JOB_COMPLETION_INDEX") + 1
+        return parse_int(env["JOB_COMPLETION_INDEX"], "JOB_COMPLETION_INDEX") + 1
     if pod_name:
-        raise SettingsError(f"POD_NAME {pod_name!r} has no ordinal suffix such as -0; set ID instead")
-    raise SettingsError("the node id is missing; pass --id N or set ID (ids start at 1)")
+        raise SettingsError(_("POD_NAME {value!r} has no ordinal suffix such as -0; set ID instead").format(
+            value=pod_name))
+    raise SettingsError(_("the node id is missing; pass --id N or set ID (ids start at 1)"))
 
 
-def _parse_int(value: str, name: str) -> int:
+def parse_int(value: str, name: str) -> int:
+    """Parse the whole number of an environment variable; raise SettingsError naming it."""
     try:
         return int(value)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
+        raise SettingsError(_("{name} must be a whole number, got {value!r}").format(name=name, value=value)) from None
+
+
+def parse_bugs_flag(text: str) -> frozenset[Bug]:
+    """Parse the comma-separated names of `--bug`; raise SettingsError naming an unknown one."""
+    known = [bug.value for bug in Bug]
+    for raw in text.split(","):
+        name = raw.strip()
+        if name and name not in known:
+            raise SettingsError(_("invalid --bug: unknown bug {name!r}; known bugs: {known}").format(
+                name=name, known=", ".join(known)))
+    return parse_bugs(text)
 
 
 def _check_id(value: int, name: str) -> int:
     if value < 1:
-        raise SettingsError(f"{name} must be 1 or more, got {value}")
+        raise SettingsError(_("{name} must be 1 or more, got {value}").format(name=name, value=value))
     return value
 
 
 def check_member(node_id: int, nodes: tuple[NodeAddress, ...], role: str) -> None:
     if node_id > len(nodes):
-        raise SettingsError(
-            f"{role} node id {node_id} has no entry in the {role.upper()}_NODES list of {len(nodes)} nodes"
-        )
+        raise SettingsError(ngettext(
+            "{role} node id {node} has no entry in the {list} list of {count} node",
+            "{role} node id {node} has no entry in the {list} list of {count} nodes",
+            len(nodes)).format(role=role, node=node_id, list=f"{role.upper()}_NODES", count=len(nodes)))
 
 
 def resolve_key_ring(flag: Path | None, env: Mapping[str, str], data_dir: Path) -> tuple[KeyRing, str | None]:
@@ -151,7 +166,7 @@ def resolve_key_ring(flag: Path | None, env: Mapping[str, str], data_dir: Path) 
     file_value = env.get("CLUSTER_KEY_FILE")
     key_value = env.get("CLUSTER_KEY")
     if file_value and key_value:
-        raise SettingsError("both CLUSTER_KEY_FILE and CLUSTER_KEY are set; unset one of them")
+        raise SettingsError(_("both CLUSTER_KEY_FILE and CLUSTER_KEY are set; unset one of them"))
     if file_value:
         return load_key_file(Path(file_value), "CLUSTER_KEY_FILE"), None
     if key_value:
