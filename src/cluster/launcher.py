@@ -33,7 +33,7 @@ from cluster.files import DataFileError, layout_path
 from cluster.i18n import _
 from cluster.net.auth import KeyRing, generate_key, load_key_file, write_key_file
 from cluster.node.settings import KEY_FILE_NAME, NodeAddress, NodeSettings
-from cluster.status import NodeStatus, query_all
+from cluster.status import STATUS_TIMEOUT_SECONDS, NodeStatus, query_all
 from cluster.verify import Report
 
 HOST = "127.0.0.1"
@@ -368,10 +368,11 @@ class LocalCluster:
     def acknowledged(self) -> int:
         return int(sum(self.acked))
 
-    def statuses(self) -> list[NodeStatus]:
+    def statuses(self, timeout: float = STATUS_TIMEOUT_SECONDS) -> list[NodeStatus]:
+        """Query every node at once; a node that does not answer within `timeout` seconds is reported down."""
         nodes = [("sync", index, address.host, address.port) for index, address in enumerate(self.sync_nodes, 1)]
         nodes += [("store", index, address.host, address.port) for index, address in enumerate(self.store_nodes, 1)]
-        return asyncio.run(query_all(nodes))
+        return asyncio.run(query_all(nodes, timeout))
 
 
 def create_run_key(data_dir: Path) -> KeyRing:

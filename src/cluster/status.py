@@ -40,12 +40,14 @@ async def query_status(host: str, port: int, timeout: float = STATUS_TIMEOUT_SEC
     return await asyncio.wait_for(ask(), timeout)
 
 
-async def query_all(nodes: list[tuple[str, int, str, int]]) -> list[NodeStatus]:
-    """Query (role, node, host, port) for every node at once."""
+async def query_all(
+    nodes: list[tuple[str, int, str, int]], timeout: float = STATUS_TIMEOUT_SECONDS
+) -> list[NodeStatus]:
+    """Query (role, node, host, port) for every node at once, waiting at most `timeout` seconds for each."""
 
     async def one(role: str, node: int, host: str, port: int) -> NodeStatus:
         try:
-            return NodeStatus(role, node, host, port, await query_status(host, port))
+            return NodeStatus(role, node, host, port, await query_status(host, port, timeout))
         except (OSError, TimeoutError, ProtocolError, EOFError) as error:
             return NodeStatus(role, node, host, port, None, str(error) or type(error).__name__)
 
