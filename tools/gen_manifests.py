@@ -159,6 +159,11 @@ def _check_namespace(namespace: str) -> str | None:
             f"(at most {MAX_LABEL_LENGTH} lowercase letters, digits and '-', starting and "
             "ending with a letter or digit), for example 'cluster-sync'."
         )
+    if namespace.startswith("kube-") or namespace == "default":
+        return (
+            f"--namespace {namespace!r} is a namespace Kubernetes itself uses, and the generated "
+            "Namespace object would relabel it; use a namespace of its own, for example 'cluster-sync'."
+        )
     return None
 
 
