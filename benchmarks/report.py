@@ -202,11 +202,12 @@ def generated_block(result: dict[str, Any], portuguese: bool) -> str:
     if portuguese:
         intro = [
             f"Comando: `{result['command']}`, de {result['started']} a {result['finished']}.",
-            f"Máquina: {machine['cpu']}, {machine['cores']} núcleos, {memory}, kernel {machine['kernel']}, "
+            f"Máquina: {machine['cpu']}, {machine['cores']} núcleos, {_comma(memory)}, kernel {machine['kernel']}, "
             f"Python {machine['python']}.",
-            f"Carga média (1, 5, 15 min) antes: {result['load_before']}, depois: {result['load_after']}; "
-            f"limiar de 1 minuto {quiet['threshold']} "
-            f"{'atingido' if quiet['reached'] else 'NÃO atingido'} após {quiet['waited_seconds']} s de espera.",
+            f"Carga média (1, 5, 15 min) antes: {_loads(result['load_before'])}, depois: "
+            f"{_loads(result['load_after'])}; limiar de 1 minuto {_comma(str(quiet['threshold']))} "
+            f"{'atingido' if quiet['reached'] else 'NÃO atingido'} após {_comma(str(quiet['waited_seconds']))} s "
+            "de espera.",
         ]
         sections = ["### Metas", "", *target_table(result, True), *floor_lines(result, True), "",
                     "### Vazão e latência", "",
@@ -231,6 +232,16 @@ def generated_block(result: dict[str, Any], portuguese: bool) -> str:
     if skipped:
         intro.append(("Pares omitidos: " if portuguese else "Peers skipped: ") + "; ".join(skipped) + ".")
     return "\n".join([BEGIN, "", *intro, "", *sections, "", f"![]({PLOT.name})", "", END])
+
+
+def _comma(text: str) -> str:
+    """Write the decimal point of a number as a comma, as Portuguese does."""
+    return text.replace(".", ",")
+
+
+def _loads(loads: list[float]) -> str:
+    """Write the three load averages in Portuguese, separated by semicolons because each has a decimal comma."""
+    return "; ".join(_comma(str(value)) for value in loads)
 
 
 def _replace_block(path: Path, block: str) -> None:

@@ -71,6 +71,8 @@ def test_portuguese_block_has_no_english_figures(report: ModuleType) -> None:
     assert "| este cluster | 1 | 1 | 601 | 1,57 | 2,79 |" in block
     assert "| etcd | 1 | 1 | 942 | 1,01 | 1,75 |" in block
     assert "| líder de sync | 10 | 10 | 0 | 40 | 59 | 151 | 0 | sim |" in block
+    assert "Máquina: test CPU, 2 núcleos, 8,0 GiB, kernel 6.0, Python 3.11.7." in block
+    assert "antes: 0,5; 0,5; 0,5, depois: 1,0; 1,0; 1,0; limiar de 1 minuto 1,5 atingido após 0,0 s" in block
     for english in ("messages/s", "median", "spurious", "this cluster", "True"):
         assert re.search(rf"\b{re.escape(english)}\b", block) is None, english
 
