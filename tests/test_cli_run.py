@@ -232,3 +232,19 @@ def test_wait_settled_times_out_without_leader(tmp_path: Path, monkeypatch: pyte
 
     assert not result.settled
     assert result.leader is None
+
+
+@pytest.mark.parametrize("command", ["run", "soak"])
+def test_data_dir_under_file_rejected(tmp_path: Path, command: str) -> None:
+    """A --data-dir that cannot be created is a usage error naming the path, not a traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory\n", encoding="utf-8")
+    data_dir = blocker / "data"
+
+    result = run_cli(command, "--messages", "1", "--data-dir", str(data_dir))
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "cannot create --data-dir" in result.stderr
+    assert str(blocker) in result.stderr
+    assert "pass a directory you can write to" in result.stderr

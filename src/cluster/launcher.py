@@ -167,7 +167,12 @@ def lock_data_dir(data_dir: Path) -> Iterator[None]:
     lock, so it stays held until the last of them exits.
     """
     _check_is_directory(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        # A parent that is a file, or a read-only or missing mount, would otherwise end in a traceback.
+        raise RunError(_("cannot create --data-dir {path}: {reason}; pass a directory you can write to").format(
+            path=data_dir, reason=error.strerror)) from None
     fd = os.open(data_dir / RUN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
