@@ -368,6 +368,25 @@ def test_resolve_both_variables_rejected(tmp_path: Path) -> None:
         resolve_key_ring(None, {"CLUSTER_KEY_FILE": "/x", "CLUSTER_KEY": KEY_A.hex()}, tmp_path)
 
 
+@pytest.mark.parametrize("name", ["CLUSTER_KEY", "CLUSTER_KEY_FILE"])
+@pytest.mark.parametrize("value", ["", "  "], ids=["empty", "blank"])
+def test_resolve_empty_variable_rejected(tmp_path: Path, name: str, value: str) -> None:
+    """An empty key variable is an error, not a silent fallback to a key that only this data directory has."""
+    with pytest.raises(SettingsError) as error:
+        resolve_key_ring(None, {name: value}, tmp_path)
+
+    assert f"{name} is set but empty" in str(error.value)
+    assert f"unset it to use {tmp_path / 'cluster.key'}" in str(error.value)
+    assert not (tmp_path / "cluster.key").exists()
+
+
+def test_environment_list_without_keys_names_commas() -> None:
+    with pytest.raises(auth.KeyConfigError) as error:
+        auth.parse_keys(" , ", "CLUSTER_KEY", separator=",")
+
+    assert "CLUSTER_KEY holds no key; give hex keys separated by commas" in str(error.value)
+
+
 def test_resolve_default_creates_shared_file(tmp_path: Path) -> None:
     """Without a setting, nodes of one data directory create and then share DATA_DIR/cluster.key."""
     first, first_warning = resolve_key_ring(None, {}, tmp_path)

@@ -156,8 +156,17 @@ def test_error_portuguese() -> None:
          "por exemplo 127.0.0.1:5001:6001"),
         (["sync", "--id", "4", "--sync-nodes", "127.0.0.1:1:2", "--store-nodes", "127.0.0.1:3:4"], {},
          "o id 4 de nó sync não tem entrada na lista SYNC_NODES de 1 nó"),
+        (["sync", "--id", "1", "--port", "1", "--cluster-port", "2", "--sync-nodes", "127.0.0.1:1:2",
+          "--store-nodes", "127.0.0.1:3:4", "--key-file", "/nonexistent/cluster.key"], {},
+         "--key-file /nonexistent/cluster.key não encontrado; crie-o com: "
+         "python3 -c 'import secrets; print(secrets.token_hex(32))' > /nonexistent/cluster.key"),
+        (["store", "--id", "1", "--port", "3", "--cluster-port", "4", "--sync-nodes", "127.0.0.1:1:2",
+          "--store-nodes", "127.0.0.1:3:4"], {"CLUSTER_KEY": "00" * 16},
+         "CLUSTER_KEY entrada 1 é uma chave de 16 bytes; são necessários pelo menos 32 bytes (64 dígitos hex); "
+         "gere uma com: python3 -c 'import secrets; print(secrets.token_hex(32))'"),
     ],
-    ids=["run-bug", "status-port", "client-id", "client-messages", "client-node-list", "sync-member"],
+    ids=["run-bug", "status-port", "client-id", "client-messages", "client-node-list", "sync-member",
+         "sync-key-file", "store-key-env"],
 )
 def test_settings_error_portuguese(argv: list[str], environment: dict[str, str], message: str,
                                    tmp_path: Path) -> None:

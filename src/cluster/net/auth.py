@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from cluster.i18n import _
 from cluster.wire import MAX_FRAME_BYTES, WIRE_VERSION, ProtocolError
 
 _openssl_hmac_new: Callable[..., Any] | None
@@ -190,22 +191,31 @@ def parse_keys(text: str, source: str, separator: str | None = None) -> KeyRing:
         entry = raw.strip()
         if not entry or entry.startswith("#"):
             continue
-        location = f"{source} line {number}" if separator is None else f"{source} entry {number}"
+        if separator is None:
+            location = _("{source} line {number}").format(source=source, number=number)
+        else:
+            location = _("{source} entry {number}").format(source=source, number=number)
         if not _HEX.fullmatch(entry) or len(entry) % 2:
             raise KeyConfigError(
-                f"{location} is not a hex key (an even number of digits 0-9, a-f);"
-                f" generate one with: {KEY_GENERATE_HINT}"
+                _("{location} is not a hex key (an even number of digits 0-9, a-f); generate one with: {hint}")
+                .format(location=location, hint=KEY_GENERATE_HINT)
             )
         key = bytes.fromhex(entry)
         if len(key) < MIN_KEY_BYTES:
             raise KeyConfigError(
-                f"{location} is a key of {len(key)} bytes; at least {MIN_KEY_BYTES} bytes"
-                f" ({2 * MIN_KEY_BYTES} hex digits) are required; generate one with: {KEY_GENERATE_HINT}"
+                _("{location} is a key of {size} bytes; at least {minimum} bytes ({digits} hex digits) are "
+                  "required; generate one with: {hint}").format(
+                    location=location, size=len(key), minimum=MIN_KEY_BYTES, digits=2 * MIN_KEY_BYTES,
+                    hint=KEY_GENERATE_HINT)
             )
         if key not in keys:
             keys.append(key)
     if not keys:
-        raise KeyConfigError(f"{source} holds no key; write one hex key per line, generated with: {KEY_GENERATE_HINT}")
+        if separator is None:
+            message = _("{source} holds no key; write one hex key per line, generated with: {hint}")
+        else:
+            message = _("{source} holds no key; give hex keys separated by commas, generated with: {hint}")
+        raise KeyConfigError(message.format(source=source, hint=KEY_GENERATE_HINT))
     return KeyRing(tuple(keys), source)
 
 
@@ -215,13 +225,16 @@ def load_key_file(path: Path, setting: str) -> KeyRing:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise KeyConfigError(f"{source} not found; create it with: {KEY_GENERATE_HINT} > {path}") from None
+        raise KeyConfigError(_("{source} not found; create it with: {hint} > {path}").format(
+            source=source, hint=KEY_GENERATE_HINT, path=path)) from None
     except OSError as error:
-        raise KeyConfigError(f"cannot read {source}: {error.strerror}; check its path and permissions") from None
+        raise KeyConfigError(_("cannot read {source}: {reason}; check its path and permissions").format(
+            source=source, reason=error.strerror)) from None
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
-        raise KeyConfigError(f"{source} is not a text file of hex keys; write one hex key per line") from None
+        raise KeyConfigError(_("{source} is not a text file of hex keys; write one hex key per line").format(
+            source=source)) from None
     return parse_keys(text, source)
 
 

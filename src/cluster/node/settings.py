@@ -165,6 +165,15 @@ def resolve_key_ring(flag: Path | None, env: Mapping[str, str], data_dir: Path) 
 
     file_value = env.get("CLUSTER_KEY_FILE")
     key_value = env.get("CLUSTER_KEY")
+    # An empty variable is most often a secret that failed to load. Falling
+    # back to a key of the data directory would start a node that no peer on
+    # another machine accepts.
+    if file_value is not None and not file_value.strip():
+        raise SettingsError(_("CLUSTER_KEY_FILE is set but empty; set it to the path of a file of hex keys, "
+                              "or unset it to use {path}").format(path=data_dir / KEY_FILE_NAME))
+    if key_value is not None and not key_value.strip():
+        raise SettingsError(_("CLUSTER_KEY is set but empty; set it to hex keys separated by commas, "
+                              "or unset it to use {path}").format(path=data_dir / KEY_FILE_NAME))
     if file_value and key_value:
         raise SettingsError(_("both CLUSTER_KEY_FILE and CLUSTER_KEY are set; unset one of them"))
     if file_value:
