@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -248,3 +249,40 @@ def test_data_dir_under_file_rejected(tmp_path: Path, command: str) -> None:
     assert "cannot create --data-dir" in result.stderr
     assert str(blocker) in result.stderr
     assert "pass a directory you can write to" in result.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("ignored", [True, False], ids=["sigint-ignored", "sigint-default"])
+def test_node_keeps_ignored_sigint(tmp_path: Path, ignored: bool) -> None:
+    """A node started with SIGINT ignored, as `cluster run` starts its nodes, leaves Ctrl-C to its parent.
+
+    Started with SIGINT at its default, as on a terminal, the node stops on it.
+    """
+    from cluster.launcher import free_ports
+
+    port, cluster_port = free_ports(2)
+    disposition = signal.SIG_IGN if ignored else signal.SIG_DFL
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cluster", "store", "--id", "1", "--port", str(port), "--cluster-port",
+         str(cluster_port), "--sync-nodes", "127.0.0.1:1:2", "--store-nodes", f"127.0.0.1:{port}:{cluster_port}",
+         "--bind", "127.0.0.1", "--data-dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
+    )
+    try:
+        def listening() -> bool:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+            return False
+
+        wait_for(listening, 30, "the store node's client port")
+        process.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=2)
+        running_after_sigint = process.poll() is None
+    finally:
+        process.terminate()
+        _stdout, stderr = process.communicate(timeout=30)
+
+    assert running_after_sigint == ignored
+    assert process.returncode == 0, stderr

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import struct
 import time
 from collections.abc import Callable, Coroutine
@@ -22,7 +21,7 @@ from cluster.core.effects import Effect, Event, Send
 from cluster.core.messages import ClientReply
 from cluster.core.timers import TICK_SECONDS
 from cluster.files import EventLog, client_log_path
-from cluster.node.settings import NodeSettings
+from cluster.node.settings import NodeSettings, stop_signals
 from cluster.wire import LENGTH_BYTES, Message, ProtocolError, check_length, decode_payload, encode
 
 logger = logging.getLogger(__name__)
@@ -126,7 +125,7 @@ class ClientRuntime:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in stop_signals():
             loop.add_signal_handler(signum, self.finished.set)
         started = time.monotonic()
         logger.info("client %d: sending %d messages", self.client_id, self.total)

@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -49,7 +48,7 @@ from cluster.core.timers import TICK_SECONDS
 from cluster.files import DataFileError, EventLog, events_path
 from cluster.net.auth import NONCE_BYTES, Acceptor, Hello, RejectionCounter, RejectionReport, RejectReason
 from cluster.net.links import LinkIdentity, PeerLink, accept_peer, read_frames, read_peer_frames
-from cluster.node.settings import NodeSettings
+from cluster.node.settings import NodeSettings, stop_signals
 from cluster.wire import Message, ProtocolError, encode
 
 logger = logging.getLogger(__name__)
@@ -128,7 +127,7 @@ class NodeRuntime:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in stop_signals():
             loop.add_signal_handler(signum, self.stopping.set)
 
         await self._listen()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,3 +207,17 @@ def env_or(env: Mapping[str, str], name: str) -> str | None:
 
 def environ() -> Mapping[str, str]:
     return os.environ
+
+
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """Return the signals a node process stops on: SIGTERM, and SIGINT unless it is ignored.
+
+    `cluster run` starts its nodes with SIGINT ignored, so that Ctrl-C reaches
+    only the launcher, which stops the nodes with SIGTERM in order, store nodes
+    last. A SIGINT handler installed here would undo that: every node would stop
+    at once, and a node could take the launcher's SIGTERM while its event loop
+    was closing, which prints a BrokenPipeError from the signal wakeup fd.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return (signal.SIGTERM,)
+    return (signal.SIGTERM, signal.SIGINT)
