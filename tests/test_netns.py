@@ -70,3 +70,43 @@ def test_cut_is_one_way() -> None:
         healed = subprocess.run([*net.exec_prefix("a"), "nft", "list", "set", "inet", "faultnet", "blocked"],
                                 capture_output=True, text=True, check=True).stdout
         assert net.addresses["b"] not in healed
+
+
+def test_heal_after_interrupted_restore(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restore interrupted inside its nft command is not retried by the heal() of the clean-up."""
+    from cluster.faultnet import netns
+
+    commands: list[list[str]] = []
+
+    def run(args: list[str], stdin: str | None = None) -> None:
+        commands.append(list(args))
+        if "delete" in args and len([command for command in commands if "delete" in command]) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(netns, "_run", run)
+    net = FaultNet(["a", "b"], tag="cftest")
+    net.cut("a", "b")
+
+    with pytest.raises(KeyboardInterrupt):
+        net.heal()
+    net.heal()
+
+    deletes = [command for command in commands if "delete" in command]
+    assert len(deletes) == 1
+    assert net.cuts == set()
+
+
+def test_scenarios_interrupted_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C during a scenario ends with exit status 130 and one line, not a traceback."""
+    from cluster.faultnet import netns, scenarios
+
+    def interrupted(name: str, data_dir: Path, seed: int = 1, clients: int = 3) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(netns, "unavailable", lambda: None)
+    monkeypatch.setattr(scenarios, "run_scenario", interrupted)
+
+    status = scenarios.main(["leader-paused"])
+
+    assert status == 130
+    assert capsys.readouterr().err == "leader-paused: interrupted; its processes and network namespaces are removed\n"

@@ -128,10 +128,16 @@ class FaultNet:
         self.cuts.add((source, target))
 
     def restore(self, source: str, target: str) -> None:
-        """Undo `cut(source, target)`."""
+        """Undo `cut(source, target)`.
+
+        The cut is forgotten before the nft command runs. An interrupted
+        command may already have deleted the element, and a second delete of
+        it would fail and hide the interruption. A cut left in place that way
+        goes with its namespace in `close()`.
+        """
         if (source, target) in self.cuts:
-            self._set_element("delete", source, self.addresses[target])
             self.cuts.discard((source, target))
+            self._set_element("delete", source, self.addresses[target])
 
     def partition(self, side: Iterable[str]) -> None:
         """Cut every host of `side` from every other host, both ways."""

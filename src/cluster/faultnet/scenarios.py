@@ -562,8 +562,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     failed = 0
     for name in args.names or list(SCENARIOS):
-        with tempfile.TemporaryDirectory(prefix=f"faultnet-{name}-") as directory:
-            result = run_scenario(name, Path(directory) / "data", seed=args.seed)
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"faultnet-{name}-") as directory:
+                result = run_scenario(name, Path(directory) / "data", seed=args.seed)
+        except KeyboardInterrupt:
+            # run_scenario has stopped its processes and deleted its namespaces on the way out.
+            print(f"{name}: interrupted; its processes and network namespaces are removed", file=sys.stderr)
+            return 130
         print(result.describe(), flush=True)
         failed += not result.passed
     return 1 if failed else 0
