@@ -1,7 +1,7 @@
 """`cluster soak`: many seeded chaos runs in a row, with totals of what was lost, duplicated or reordered.
 
-Round i runs `cluster run --chaos --seed SEED+i` in its own data directory
-(DIR/round_<i>), so a failing round can be replayed alone with its seed.
+Round i runs `cluster run --chaos --seed SEED+i-1` in its own data directory
+(DIR/round_<iii>, zero-padded), so a failing round can be replayed alone with its seed.
 With `--network` and root, each round also runs one network-fault scenario
 of `cluster.faultnet.scenarios`, chosen by the round's seed. A passing
 round's directory is removed, and a failing one is kept for `cluster
