@@ -21,36 +21,36 @@ REASON = unavailable()
 needs_netns = pytest.mark.skipif(REASON is not None, reason=f"network namespaces unavailable: {REASON}")
 
 
-def namespaces() -> set[str]:
+def namespaces(tag: str) -> set[str]:
+    """Return the network namespaces whose names start with `tag`; other runs on the machine may have their own."""
     listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return {line.split()[0] for line in listing.splitlines() if line.strip()}
+    names = {line.split()[0] for line in listing.splitlines() if line.strip()}
+    return {name for name in names if name.startswith(f"{tag}-")}
 
 
 @needs_netns
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_scenario_verifies(name: str, tmp_path: Path) -> None:
-    """The cluster survives the fault, every client finishes and `cluster verify` passes."""
-    before = namespaces()
-
+    """The cluster survives the fault, every client finishes, `cluster verify` passes and no namespace is left."""
     result = run_scenario(name, tmp_path / "data")
 
     assert result.failed_checks == [], result.describe()
     assert result.passed
     assert result.acknowledged == result.sent
-    assert namespaces() == before
+    assert result.namespace_tag
+    assert namespaces(result.namespace_tag) == set()
 
 
 @needs_netns
 def test_faultnet_cleans_up_on_error() -> None:
     """A FaultNet closed after an exception leaves no namespace behind."""
-    before = namespaces()
     net = FaultNet(["a", "b"])
 
     with pytest.raises(RuntimeError), net:
-        assert net.namespace("a") in namespaces()
+        assert net.namespace("a") in namespaces(net.tag)
         raise RuntimeError("scenario failed")
 
-    assert namespaces() == before
+    assert namespaces(net.tag) == set()
 
 
 @needs_netns

@@ -70,6 +70,7 @@ class ScenarioResult:
     report: Report
     failed_checks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    namespace_tag: str = ""  # the prefix of the network namespaces this run created
 
     def describe(self) -> str:
         state = "passed" if self.passed else "FAILED"
@@ -540,7 +541,7 @@ def run_scenario(name: str, data_dir: Path, seed: int = 1, clients: int = 3) -> 
     report = verify(data_dir)
     failures += [f"{check.name}: {'; '.join(check.violations[:3])}" for check in report.checks if not check.passed]
     return ScenarioResult(name, not failures, report.acknowledged, report.sent, report.output_entries,
-                          time.monotonic() - started, report, failures, notes)
+                          time.monotonic() - started, report, failures, notes, cluster.net.tag)
 
 
 def main(argv: list[str] | None = None) -> int:
