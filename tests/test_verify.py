@@ -75,6 +75,16 @@ def test_empty_directory_rejected(tmp_path: Path) -> None:
     assert "verification passed" not in result.stdout
 
 
+def test_directory_of_nodes_started_by_hand_accepted(run_copy: Path) -> None:
+    """Nodes started with `cluster sync` and `cluster store` write no cluster.json; their files are enough."""
+    (run_copy / "cluster.json").unlink()
+
+    result = run_cli("verify", str(run_copy))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verification passed" in result.stdout
+
+
 def test_current_directory_without_layout_rejected(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a run\n", encoding="utf-8")
 

@@ -175,10 +175,14 @@ def _check_run_directory(data_dir: Path) -> None:
     if not data_dir.is_dir():
         raise DataFileError(data_dir, _("is not a directory; give `cluster verify` the data directory of a finished "
                                         "run, for example `cluster verify shared_data`"))
-    if not layout_path(data_dir).is_file():
-        raise DataFileError(data_dir, _("has no cluster.json, which `cluster run` writes before it starts the nodes, "
-                                        "so it is not the data directory of a run; pass the directory that "
-                                        "`cluster run --data-dir` used (shared_data by default)"))
+    # `cluster run` writes cluster.json; nodes started one by one with
+    # `cluster sync` and `cluster store` leave only their own files.
+    node_files = [*data_dir.glob("sync_*.state.json"), *data_dir.glob("store_*.wal")]
+    if not layout_path(data_dir).is_file() and not node_files:
+        raise DataFileError(data_dir, _("has no cluster.json and no node's state file or write-ahead log, so it is "
+                                        "not the data directory of a cluster; pass the directory that "
+                                        "`cluster run --data-dir` or the nodes' DATA_DIR used (shared_data by "
+                                        "default)"))
 
 
 def _check_node_files(data_dir: Path) -> None:
