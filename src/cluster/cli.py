@@ -82,14 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--rounds", type=int, default=10, help=_("number of rounds (default: 10)"))
     soak.add_argument("--seed", type=int, default=1,
                       help=_("seed of the first round; round i uses seed + i - 1 (default: 1)"))
-    soak.add_argument("--clients", type=int, default=5, help=_("clients in each round (default: 5)"))
-    soak.add_argument("--messages", type=int, default=200, help=_("messages per client in each round (default: 200)"))
+    soak.add_argument("--clients", type=int, default=5, help=_("clients in each chaos run (default: 5)"))
+    soak.add_argument("--messages", type=int, default=200,
+                      help=_("messages per client in each chaos run (default: 200)"))
     soak.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "soak",
-                      help=_("directory for the rounds; a failing round is kept in DIR/round_<i> "
+                      help=_("directory for the rounds; a failing round is kept in DIR/round_<iii> "
                              "(default: shared_data/soak)"))
     soak.add_argument("--network", action="store_true",
                       help=_("also run one network-fault scenario per round in network namespaces "
-                             "(needs root, iproute2 and nftables)"))
+                             "(needs root, iproute2 and nftables); a scenario sizes its own load, so "
+                             "that its clients send until its fault ends"))
 
     for role in ("sync", "store"):
         node = commands.add_parser(role, help=_("run one {role} node (flags or environment variables)").format(
