@@ -11,7 +11,7 @@ NAMESPACE ?= cluster-sync
 KIND_CLUSTER ?= cluster-sync
 MINIKUBE_PROFILE ?= cluster-sync
 ROLLOUT_TIMEOUT ?= 180s
-CLUSTER_KEY := deploy/compose/cluster.key
+CLUSTER_KEY_FILE := deploy/compose/cluster.key
 COMPOSE_FILE := deploy/compose/docker-compose.yml
 K8S_DIR := deploy/k8s
 # Arguments for tools/gen_manifests.py, for example MANIFEST_ARGS='--sync 7'.
@@ -28,14 +28,14 @@ require_compose = @docker compose version >/dev/null 2>&1 || { \
 	echo "error: the docker compose plugin (Compose v2) was not found; install it to use 'make $@'" >&2; \
 	exit 127; }
 
-# Write a random 256-bit hex key to $(CLUSTER_KEY) unless the file exists.
+# Write a random 256-bit hex key to $(CLUSTER_KEY_FILE) unless the file exists.
 # Mode 0644 because Compose bind-mounts the file with its host permissions and
 # the container user (uid 10001) must read it.
 define create_cluster_key
-	@if [ ! -s $(CLUSTER_KEY) ]; then \
-		$(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $(CLUSTER_KEY).tmp \
-		&& chmod 0644 $(CLUSTER_KEY).tmp && mv $(CLUSTER_KEY).tmp $(CLUSTER_KEY) \
-		&& echo "created $(CLUSTER_KEY)"; \
+	@if [ ! -s $(CLUSTER_KEY_FILE) ]; then \
+		$(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $(CLUSTER_KEY_FILE).tmp \
+		&& chmod 0644 $(CLUSTER_KEY_FILE).tmp && mv $(CLUSTER_KEY_FILE).tmp $(CLUSTER_KEY_FILE) \
+		&& echo "created $(CLUSTER_KEY_FILE)"; \
 	fi
 endef
 
@@ -44,7 +44,7 @@ endef
 define k8s_apply
 	kubectl --context $(1) apply -f $(K8S_DIR)/00-namespace.yaml
 	kubectl --context $(1) -n $(NAMESPACE) create secret generic cluster-key \
-		--from-file=key=$(CLUSTER_KEY) --dry-run=client -o yaml \
+		--from-file=key=$(CLUSTER_KEY_FILE) --dry-run=client -o yaml \
 		| kubectl --context $(1) apply -f -
 	kubectl --context $(1) apply \
 		$(addprefix -f ,$(filter-out %/07-job.yaml,$(sort $(wildcard $(K8S_DIR)/*.yaml))))
