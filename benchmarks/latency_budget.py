@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import socket
@@ -299,15 +298,7 @@ def main() -> int:
     for line in report_lines(budget):
         print(line)
 
-    result = {
-        **budget,
-        "load_before": load_before,
-        "load_after": machine.load_average(),
-        "machine": machine.describe(),
-        "command": "python benchmarks/latency_budget.py " + " ".join(sys.argv[1:]),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    machine.write_result(args.out, budget, load_before)
     print(f"written to {args.out}")
     return 0
 

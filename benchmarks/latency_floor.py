@@ -26,7 +26,6 @@ stdout and to `benchmarks/results/latency_floor.json`.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import statistics
@@ -116,16 +115,7 @@ def main() -> int:
             "p50_ms": round(statistics.median(run["p50_ms"] for run in chosen), 3),
             "p99_ms": round(statistics.median(run["p99_ms"] for run in chosen), 3),
         }
-    result = {
-        "runs": runs,
-        "medians": medians,
-        "load_before": load_before,
-        "load_after": machine.load_average(),
-        "machine": machine.describe(),
-        "command": "python benchmarks/latency_floor.py " + " ".join(sys.argv[1:]),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    machine.write_result(args.out, {"runs": runs, "medians": medians}, load_before)
     for variant, values in medians.items():
         print(f"median of {variant:<9}: p50 {values['p50_ms']:.3f} ms, p99 {values['p99_ms']:.3f} ms")
     print(f"written to {args.out}")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import itertools
-import json
 import sys
 import tempfile
 import time
@@ -197,11 +196,7 @@ def main() -> int:
 
     load_before = machine.load_average()
     result = measure(args.messages, args.seed)
-    result["load_before"], result["load_after"] = load_before, machine.load_average()
-    result["machine"] = machine.describe()
-    result["command"] = "python benchmarks/latency_path.py " + " ".join(sys.argv[1:])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    machine.write_result(args.out, result, load_before)
 
     print(f"{result['measured']} messages measured (the first tenth of {result['messages']} skipped as warm-up),"
           f" {result['split']} with every step found in the trace; traced latency p50 {result['total_p50_ms']} ms")

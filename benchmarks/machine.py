@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -71,3 +72,15 @@ def wait_quiet(threshold: float, max_seconds: float, log: Any = print) -> dict[s
         "load_before_wait": first,
         "load_after_wait": load_average(),
     }
+
+
+def write_result(path: Path, result: dict[str, Any], load_before: list[float]) -> None:
+    """Add the load averages, the machine and the command line to `result`, and write it to `path` as JSON."""
+    result.update({
+        "load_before": load_before,
+        "load_after": load_average(),
+        "machine": describe(),
+        "command": " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
