@@ -174,17 +174,10 @@ def lock_data_dir(data_dir: Path) -> Iterator[None]:
         raise RunError(_("cannot create --data-dir {path}: {reason}; pass a directory you can write to").format(
             path=data_dir, reason=error.strerror)) from None
     fd = os.open(data_dir / RUN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunError(
-                _("--data-dir {path} is in use by another `cluster run`; wait for that run to finish, "
-                  "or pass another --data-dir").format(path=data_dir)
-            ) from None
+    busy = _("--data-dir {path} is in use by another `cluster run`; wait for that run to finish, "
+             "or pass another --data-dir").format(path=data_dir)
+    with _flocked(fd, fcntl.LOCK_EX, busy):
         yield
-    finally:
-        os.close(fd)  # closing the last descriptor releases the flock
 
 
 @contextlib.contextmanager
@@ -202,14 +195,23 @@ def lock_data_dir_shared(data_dir: Path) -> Iterator[None]:
     except (FileNotFoundError, NotADirectoryError):
         yield
         return
+    busy = _("{path} is in use by a running cluster, whose files are still changing; wait for "
+             "`cluster run` to finish, or stop its node processes, then verify again").format(path=data_dir)
+    with _flocked(fd, fcntl.LOCK_SH, busy):
+        yield
+
+
+@contextlib.contextmanager
+def _flocked(fd: int, operation: int, busy: str) -> Iterator[None]:
+    """Hold the `flock` `operation` (LOCK_EX or LOCK_SH) on `fd`, then close `fd`; raise RunError(busy) if it is taken.
+
+    Closing the last descriptor of the file releases the lock.
+    """
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunError(
-                _("{path} is in use by a running cluster, whose files are still changing; wait for "
-                  "`cluster run` to finish, or stop its node processes, then verify again").format(path=data_dir)
-            ) from None
+            raise RunError(busy) from None
         yield
     finally:
         os.close(fd)

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from cluster.core.bugs import Bug, parse_bugs
+from cluster.core.bugs import Bug
 from cluster.i18n import _, format_message, ngettext
+from cluster.node.settings import SettingsError, parse_bugs_flag
 from cluster.sim.explore import EXPLORE_CONFIG, explore
 from cluster.sim.report import format_violation, narrate
 from cluster.sim.runner import FAULT_KINDS, SETTING_BOUNDS, SimConfig
@@ -210,14 +211,10 @@ def _faults(text: str) -> frozenset[str]:
 
 
 def _bugs(text: str) -> frozenset[Bug]:
-    # Check the names here, because parse_bugs words its error in English and the catalog cannot translate it.
-    known = [bug.value for bug in Bug]
-    for raw in text.split(","):
-        name = raw.strip()
-        if name and name not in known:
-            raise UsageError(_("invalid --bug: unknown bug {name!r}; known bugs: {known}").format(
-                name=name, known=", ".join(known)))
-    return parse_bugs(text)
+    try:
+        return parse_bugs_flag(text)
+    except SettingsError as error:
+        raise UsageError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
