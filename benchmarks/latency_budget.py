@@ -21,9 +21,10 @@ its own, with no node running:
 - encoding and decoding each message of the path with the cluster's own
   codec, with the HMAC seal and check for the peer messages.
 
-The sum of six one-way hops, both fsync stages and the six frames is a
-floor: an implementation of this design that spent no time at all on its
-own logic would still take that long here. It goes to stdout and to
+The sum of six one-way hops, both fsync stages and the six frames
+estimates a floor: an implementation of this design that spent no time at
+all on its own logic would still take about that long here. It is an
+estimate because it adds medians, and the median of a sum can be lower. It goes to stdout and to
 `benchmarks/results/latency_budget.json`.
 """
 

@@ -186,13 +186,14 @@ def floor_lines(result: dict[str, Any], portuguese: bool) -> list[str]:
         return []
     if portuguese:
         comma = f"{floor:.2f}".replace(".", ",")
-        return ["", f"Piso do caminho sequencial nesta máquina, medido por `benchmarks/latency_budget.py` na mesma "
-                    f"execução: {comma} ms. É a soma de seis saltos de loopback entre processos asyncio em dois "
-                    "núcleos, das duas etapas de fsync e da codificação das seis mensagens, sem nenhuma lógica do "
-                    "protocolo."]
-    return ["", f"Floor of the sequential path on this machine, measured by `benchmarks/latency_budget.py` in the "
-                f"same run: {floor:.2f} ms. It adds up six loopback hops between asyncio processes on two cores, "
-                "both fsync stages and the encoding of the six messages, with no protocol logic at all."]
+        return ["", f"Piso estimado do caminho sequencial nesta máquina, medido por "
+                    f"`benchmarks/latency_budget.py` na mesma execução: {comma} ms. É a soma de seis saltos de "
+                    "loopback entre processos asyncio em dois núcleos, das duas etapas de fsync e da codificação "
+                    "das seis mensagens, sem nenhuma lógica do protocolo."]
+    return ["", f"Estimated floor of the sequential path on this machine, measured by "
+                f"`benchmarks/latency_budget.py` in the same run: {floor:.2f} ms. It adds up six loopback hops "
+                "between asyncio processes on two cores, both fsync stages and the encoding of the six messages, "
+                "with no protocol logic at all."]
 
 
 def generated_block(result: dict[str, Any], portuguese: bool) -> str:

@@ -91,7 +91,7 @@ def test_floor_printed_when_measured(report: ModuleType) -> None:
     english = report.generated_block(_result(budget), portuguese=False)
     portuguese = report.generated_block(_result(budget), portuguese=True)
 
-    assert "Floor of the sequential path on this machine" in english
+    assert "Estimated floor of the sequential path on this machine" in english
     assert "in the same run: 0.66 ms." in english
     assert "na mesma execução: 0,66 ms." in portuguese
 
@@ -101,5 +101,5 @@ def test_floor_printed_when_measured(report: ModuleType) -> None:
 def test_floor_left_out_when_not_measured(report: ModuleType, budget: dict[str, Any] | None) -> None:
     block = report.generated_block(_result(budget), portuguese=False)
 
-    assert "Floor of the sequential path" not in block
+    assert "floor of the sequential path" not in block
     assert "### Throughput and latency" in block

@@ -99,23 +99,23 @@ def test_current_directory_without_layout_rejected(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("locale", [ENGLISH, PORTUGUESE], ids=["en", "pt_BR"])
-def test_directory_of_running_cluster_refused(run_copy: Path, locale: dict[str, str]) -> None:
+def test_running_cluster_directory_rejected(run_copy: Path, locale: dict[str, str]) -> None:
     """While a run holds run.lock, its files are still changing, so verify refuses rather than report on them."""
     from cluster.launcher import lock_data_dir
 
     before = {path.name: path.read_bytes() for path in run_copy.iterdir() if path.is_file()}
     with lock_data_dir(run_copy):
-        refused = run_cli("verify", str(run_copy), locale=locale)
+        rejected = run_cli("verify", str(run_copy), locale=locale)
     after_release = run_cli("verify", str(run_copy), locale=locale)
 
-    assert refused.returncode == 2
-    assert refused.stdout == ""
-    assert str(run_copy) in refused.stderr
+    assert rejected.returncode == 2
+    assert rejected.stdout == ""
+    assert str(run_copy) in rejected.stderr
     if locale is ENGLISH:
-        assert "is in use by a running cluster" in refused.stderr
-        assert "wait for `cluster run` to finish, or stop its node processes, then verify again" in refused.stderr
+        assert "is in use by a running cluster" in rejected.stderr
+        assert "wait for `cluster run` to finish, or stop its node processes, then verify again" in rejected.stderr
     else:
-        assert "está em uso por um cluster em execução" in refused.stderr
+        assert "está em uso por um cluster em execução" in rejected.stderr
     assert {path.name: path.read_bytes() for path in run_copy.iterdir() if path.is_file()} == before
     assert after_release.returncode == 0, after_release.stdout + after_release.stderr
 

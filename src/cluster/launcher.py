@@ -376,7 +376,7 @@ class LocalCluster:
         return int(sum(self.acked))
 
     def statuses(self, timeout: float = STATUS_TIMEOUT_SECONDS) -> list[NodeStatus]:
-        """Query every node at once; a node that does not answer within `timeout` seconds is reported down."""
+        """Query every node at once; a node that does not reply within `timeout` seconds is reported down."""
         nodes = [("sync", index, address.host, address.port) for index, address in enumerate(self.sync_nodes, 1)]
         nodes += [("store", index, address.host, address.port) for index, address in enumerate(self.store_nodes, 1)]
         return asyncio.run(query_all(nodes, timeout))

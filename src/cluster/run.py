@@ -33,7 +33,7 @@ READY_SECONDS = 30.0
 # A run that makes no progress for this long is stopped and reported.
 STALL_SECONDS = 60.0
 # How long the chaos loop waits for each node's status when it looks for its
-# target. A paused node never answers, and with the status command's 1 s the
+# target. A paused node never replies, and with the status command's 1 s the
 # loop would strike late and leave a paused node stopped for too long.
 CHAOS_STATUS_SECONDS = 0.2
 # How long to wait, after the clients finish, for every store member to commit the last entry.
