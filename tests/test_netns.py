@@ -7,13 +7,17 @@ them take about a minute on a 2-core machine.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from cluster.faultnet.netns import FaultNet, unavailable
 from cluster.faultnet.scenarios import SCENARIOS, run_scenario
+from tests.e2e_helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -72,41 +76,64 @@ def test_cut_is_one_way() -> None:
         assert net.addresses["b"] not in healed
 
 
-def test_heal_after_interrupted_restore(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A restore interrupted inside its nft command is not retried by the heal() of the clean-up."""
+@needs_netns
+def test_heal_after_interrupted_restore() -> None:
+    """A restore interrupted right after its nft delete is not retried by the heal() of the clean-up."""
     from cluster.faultnet import netns
 
-    commands: list[list[str]] = []
+    real_run = netns._run
+    deletes: list[list[str]] = []
 
-    def run(args: list[str], stdin: str | None = None) -> None:
-        commands.append(list(args))
-        if "delete" in args and len([command for command in commands if "delete" in command]) == 1:
-            raise KeyboardInterrupt
+    def interrupt_after_first_delete(args: list[str], stdin: str | None = None) -> None:
+        real_run(args, stdin)
+        if "delete" in args:
+            deletes.append(list(args))
+            if len(deletes) == 1:
+                raise KeyboardInterrupt
 
-    monkeypatch.setattr(netns, "_run", run)
-    net = FaultNet(["a", "b"], tag="cftest")
-    net.cut("a", "b")
+    with FaultNet(["a", "b"]) as net:
+        net.cut("a", "b")
+        netns._run = interrupt_after_first_delete
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                net.heal()
+            net.heal()
+        finally:
+            netns._run = real_run
+        healed = subprocess.run([*net.exec_prefix("a"), "nft", "list", "set", "inet", "faultnet", "blocked"],
+                                capture_output=True, text=True, check=True).stdout
 
-    with pytest.raises(KeyboardInterrupt):
-        net.heal()
-    net.heal()
-
-    deletes = [command for command in commands if "delete" in command]
     assert len(deletes) == 1
     assert net.cuts == set()
+    assert net.addresses["b"] not in healed
 
 
-def test_scenarios_interrupted_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """Ctrl-C during a scenario ends with exit status 130 and one line, not a traceback."""
-    from cluster.faultnet import netns, scenarios
+def _scenario_tag(before: set[str]) -> str | None:
+    """Return the tag of a scenario whose namespaces have all been created since `before`, or None."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    new = {line.split()[0] for line in listing.splitlines() if line.strip()} - before
+    bridges = [name.removesuffix("-br") for name in new if name.endswith("-br")]
+    # 5 sync and 3 store hosts, the clients' host and the bridge.
+    return next((tag for tag in bridges if len(namespaces(tag)) == 10), None)
 
-    def interrupted(name: str, data_dir: Path, seed: int = 1, clients: int = 3) -> None:
-        raise KeyboardInterrupt
 
-    monkeypatch.setattr(netns, "unavailable", lambda: None)
-    monkeypatch.setattr(scenarios, "run_scenario", interrupted)
+@needs_netns
+def test_scenarios_interrupted_exits_130() -> None:
+    """Ctrl-C during a scenario ends with exit status 130 and one line, and leaves no namespace behind."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    before = {line.split()[0] for line in listing.splitlines() if line.strip()}
+    runner = subprocess.Popen([sys.executable, "-m", "cluster.faultnet.scenarios", "leader-paused"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        tag = wait_for(lambda: _scenario_tag(before), 60, "the scenario's network namespaces")
+        os.killpg(runner.pid, signal.SIGINT)  # as a terminal sends Ctrl-C to the foreground process group
+        _stdout, stderr = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
 
-    status = scenarios.main(["leader-paused"])
-
-    assert status == 130
-    assert capsys.readouterr().err == "leader-paused: interrupted; its processes and network namespaces are removed\n"
+    assert runner.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "leader-paused: interrupted; its processes and network namespaces are removed"
+    assert "Traceback" not in stderr
+    assert namespaces(tag) == set()
