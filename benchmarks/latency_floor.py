@@ -13,7 +13,7 @@ messages) four times, each on a fresh 5 sync x 3 store cluster:
 - `none`: every fsync of the node processes skipped.
 
 Only the first is a mode of the cluster. The others fork the nodes from a
-process in which `os.fsync` was replaced, and they exist only to show what
+process in which `os.fsync` and `os.fdatasync` were replaced, and they exist only to show what
 the network hops, the Python processes and each fsync stage cost. Their
 data directories are thrown away, and their runs are never verified as
 durable. The replacement learns which file a descriptor belongs to from
@@ -51,7 +51,7 @@ VARIANTS: dict[str, Callable[[str], bool] | None] = {
 
 
 def skipping_fsync(real_fsync: Callable[[Any], None], skip: Callable[[str], bool]) -> Callable[[Any], None]:
-    """Return an `os.fsync` that does nothing for the files `skip` picks by name, and fsyncs the rest."""
+    """Return a replacement for `real_fsync` that does nothing for the files `skip` picks by name."""
 
     def fsync(fd: Any) -> None:
         number = fd if isinstance(fd, int) else fd.fileno()
@@ -63,16 +63,17 @@ def skipping_fsync(real_fsync: Callable[[Any], None], skip: Callable[[str], bool
 
 def measure(seconds: float, variant: str, seed: int) -> dict[str, Any]:
     """Run one sequential load and return its latency summary, skipping the fsyncs that `variant` names."""
-    real_fsync = os.fsync
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
     skip = VARIANTS[variant]
     if skip is not None:
-        # The node processes fork from this one and inherit the replacement.
+        # The node processes fork from this one and inherit the replacements.
         os.fsync = skipping_fsync(real_fsync, skip)  # type: ignore[assignment]
+        os.fdatasync = skipping_fsync(real_fdatasync, skip)  # type: ignore[assignment]
     try:
         with tempfile.TemporaryDirectory(prefix="latency-floor-") as workdir:
             result = cluster_bench.load_run(Path(workdir), 1, 1, seconds, 100, seed)
     finally:
-        os.fsync = real_fsync
+        os.fsync, os.fdatasync = real_fsync, real_fdatasync
     return {
         "variant": variant,
         "count": result["latency"]["count"],

@@ -181,18 +181,18 @@ def target_table(result: dict[str, Any], portuguese: bool) -> list[str]:
 
 def floor_lines(result: dict[str, Any], portuguese: bool) -> list[str]:
     """Return the sentence on the sequential path's floor for under the target table, if it was measured."""
-    floor = result.get("latency_budget", {}).get("floor_ms", {}).get("asyncio streams, two cores")
+    floor = result.get("latency_budget", {}).get("floor_ms", {}).get("uvloop streams, two cores")
     if floor is None:
         return []
     if portuguese:
         comma = f"{floor:.2f}".replace(".", ",")
         return ["", f"Piso estimado do caminho sequencial nesta máquina, medido por "
                     f"`benchmarks/latency_budget.py` na mesma execução: {comma} ms. É a soma de seis saltos de "
-                    "loopback entre processos asyncio em dois núcleos, das duas etapas de fsync e da codificação "
+                    "loopback entre processos com uvloop em dois núcleos, das duas etapas de fsync e da codificação "
                     "das seis mensagens, sem nenhuma lógica do protocolo."]
     return ["", f"Estimated floor of the sequential path on this machine, measured by "
                 f"`benchmarks/latency_budget.py` in the same run: {floor:.2f} ms. It adds up six loopback hops "
-                "between asyncio processes on two cores, both fsync stages and the encoding of the six messages, "
+                "between uvloop processes on two cores, both fsync stages and the encoding of the six messages, "
                 "with no protocol logic at all."]
 
 

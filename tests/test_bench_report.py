@@ -86,7 +86,7 @@ def test_english_block_keeps_english_figures(report: ModuleType) -> None:
 
 
 def test_floor_printed_when_measured(report: ModuleType) -> None:
-    budget = {"floor_ms": {"asyncio streams, two cores": 0.661, "blocking sockets, two cores": 0.57}}
+    budget = {"floor_ms": {"uvloop streams, two cores": 0.661, "blocking sockets, two cores": 0.57}}
 
     english = report.generated_block(_result(budget), portuguese=False)
     portuguese = report.generated_block(_result(budget), portuguese=True)

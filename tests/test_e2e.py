@@ -212,6 +212,16 @@ def test_bad_frame_closes_connection(cluster: Cluster, frame_name: str) -> None:
     assert "closing connection from" in logs or frame_name == "truncated"
 
 
+def test_nodes_run_on_uvloop(cluster: Cluster) -> None:
+    """Every sync and store process runs its event loop on uvloop, which shortens each hop of the write path."""
+    cluster.ready_leader()
+    logs = {path.stem: path.read_text(encoding="utf-8") for path in (cluster.options.data_dir / "logs").glob("*.log")}
+    nodes = {name: text for name, text in logs.items() if name.startswith(("sync", "store"))}
+
+    assert len(nodes) == len(cluster.local.sync_nodes) + len(cluster.local.store_nodes)
+    assert {name for name, text in nodes.items() if "event loop from uvloop" in text} == set(nodes)
+
+
 def test_single_node_commands_from_environment(tmp_path: Path) -> None:
     """`cluster sync`, `cluster store` and `cluster client` run from environment variables alone."""
     from cluster.launcher import free_ports

@@ -10,6 +10,7 @@ import math
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -484,14 +485,18 @@ def test_backup_append_reload(tmp_path: Path) -> None:
 
 
 def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the descriptor of every fsync and fdatasync call from now on."""
     calls: list[int] = []
-    real_fsync = os.fsync
+    for name in ("fsync", "fdatasync"):
+        real = getattr(os, name, None)
+        if real is None:
+            continue
 
-    def fsync(fd: int) -> None:
-        calls.append(fd)
-        real_fsync(fd)
+        def counted(fd: int, real: Callable[[int], None] = real) -> None:
+            calls.append(fd)
+            real(fd)
 
-    monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, name, counted)
     return calls
 
 
@@ -852,3 +857,30 @@ def test_read_events_skips_cut_lines(tmp_path: Path) -> None:
 
     assert read_events(path) == [{"time": 1.0, "node": 1, "event": "started"}]
     assert read_events(tmp_path / "missing.jsonl") == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fdatasync"), reason="this platform has no fdatasync; appends use fsync there")
+def test_appends_sync_data_with_fdatasync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Appends to the log and to output.txt need only their data and size on disk, not a full fsync."""
+    wal = WriteAheadLog(tmp_path / "store_1.wal")
+    wal.load()
+    wal.apply(0, entries(1, 1))
+    output = OutputFile(tmp_path)
+    output.raise_fence(1)
+    output.append(1, entries(1, 1))
+    calls: list[str] = []
+    for name in ("fsync", "fdatasync"):
+        real = getattr(os, name)
+
+        def recorded(fd: int, name: str = name, real: Callable[[int], None] = real) -> None:
+            calls.append(name)
+            real(fd)
+
+        monkeypatch.setattr(os, name, recorded)
+
+    wal.apply(1, entries(2, 3))
+    output.append(1, entries(2, 3))
+
+    assert calls == ["fdatasync", "fdatasync"]
+    assert WriteAheadLog(wal.path).load() == entries(1, 3)
+    assert read_entries(output.path) == entries(1, 3)

@@ -18,6 +18,8 @@ import signal
 import sys
 import time
 
+from cluster.event_loop import run_event_loop
+
 logger = logging.getLogger(__name__)
 
 READ_BYTES = 64 * 1024
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             loop.add_signal_handler(signum, stop.set)
         await serve(routes, args.delay_ms / 1000, stop)
 
-    asyncio.run(run())
+    run_event_loop(run())
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import cProfile
 import logging
 import os
@@ -10,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cluster.event_loop import run_event_loop
 from cluster.i18n import untranslated
 from cluster.node.client_process import run_client
 from cluster.node.settings import NodeSettings
@@ -58,6 +58,6 @@ def _run(settings: NodeSettings, on_ack: Callable[[int], None] | None) -> int:
         # Errors of the running node go to its log, which stays English.
         runtime = SyncRuntime(settings) if settings.role == "sync" else StoreRuntime(settings)
         with untranslated():
-            asyncio.run(runtime.run())
+            run_event_loop(runtime.run())
         return 0
-    return asyncio.run(run_client(settings, on_ack))
+    return run_event_loop(run_client(settings, on_ack))

@@ -136,8 +136,9 @@ class NodeRuntime:
         self.tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
         self.tasks.append(asyncio.create_task(self._rounds(), name="rounds"))
         logger.info(
-            "%s %d listening on %s ports %d (clients) and %d (cluster)",
+            "%s %d listening on %s ports %d (clients) and %d (cluster), event loop from %s",
             self.role, self.node_id, self.settings.bind_host, self.settings.port, self.settings.cluster_port,
+            type(loop).__module__.partition(".")[0],
         )
         logger.info(
             "%s %d: peer connections authenticated with the keys of %s, key ids %s (the first one signs)",
