@@ -187,12 +187,17 @@ class BenchCluster:
         """Stop the clients, let the store settle, stop the nodes and verify the data directory."""
         self.stop_clients()
         settled = wait_settled(self.local).settled
+        exited = self.local.unexpected_exits()
         self.local.stop_nodes()
         report = verify(self.options.data_dir)
         failed = [check.name for check in report.checks if not check.passed]
+        if not settled:
+            failed.append("settled")
+        # A node that stopped by itself is a crash the verification cannot see.
+        failed += [f"{role} {node} exited with code {code}" for role, node, code in exited]
         return {
-            "verified": report.passed and settled,
-            "failed_checks": failed if settled else [*failed, "settled"],
+            "verified": not failed,
+            "failed_checks": failed,
             "output_entries": report.output_entries,
         }
 

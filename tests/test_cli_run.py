@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cluster.core.messages import MAX_TEXT_BYTES
-from cluster.files import output_path, read_entries
+from cluster.files import EventLog, events_path, output_path, read_entries
 from tests.e2e_helpers import wait_for
 
 
@@ -215,9 +215,44 @@ def _summary(settled: bool) -> str:
     return format_summary(RunSummary(report, 10, 1.0, None, None, settled=settled))
 
 
+def test_summary_names_nodes_that_stopped() -> None:
+    from cluster.cli import format_summary
+    from cluster.launcher import RunSummary
+    from cluster.verify import Report
+
+    report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
+    summary = RunSummary(report, 10, 1.0, None, None, exited=[("sync", 3, 1), ("store", 2, 2)])
+
+    assert "nodes that stopped on their own: sync 3 (exit code 1), store 2 (exit code 2);" in format_summary(summary)
+
+
 def test_summary_reports_unsettled_store() -> None:
     assert "did not catch up" in _summary(settled=False)
     assert "did not catch up" not in _summary(settled=True)
+
+
+def test_failover_count_skips_epochs_never_ready(tmp_path: Path) -> None:
+    """An epoch proposed but never made ready is not counted, and the summary says what it counts."""
+    from cluster.cli import format_summary
+    from cluster.launcher import RunOptions, RunSummary
+    from cluster.run import _count_failovers
+    from cluster.verify import Report
+
+    options = RunOptions(sync=2, store=1, clients=0, data_dir=tmp_path)
+    with EventLog(events_path(tmp_path, "sync", 1), 1) as log:
+        log.write("became_leader", {"term": 1, "epoch": 0})
+        log.write("epoch_ready", {"term": 1, "epoch": 1, "primary": 1, "last_seq": 0})
+        log.write("config_proposed", {"term": 1, "epoch": 2, "primary": 1, "backups": [], "joining": []})
+    with EventLog(events_path(tmp_path, "sync", 2), 2) as log:
+        log.write("became_leader", {"term": 2, "epoch": 2})
+        log.write("epoch_ready", {"term": 2, "epoch": 3, "primary": 1, "last_seq": 5})
+
+    elections, epochs = _count_failovers(options)
+    report = Report(checks=[], output_entries=5, sent=5, acknowledged=5, final_config=None, leaders=[])
+    summary = format_summary(RunSummary(report, 5, 1.0, None, None, elections=elections, epochs=epochs))
+
+    assert (elections, epochs) == (2, 2)
+    assert "leader elections 2, store epochs made ready 2," in summary
 
 
 def test_wait_settled_times_out_without_leader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -212,6 +212,23 @@ def test_bad_frame_closes_connection(cluster: Cluster, frame_name: str) -> None:
     assert "closing connection from" in logs or frame_name == "truncated"
 
 
+def test_unexpected_exits_skip_killed_nodes(cluster: Cluster) -> None:
+    """A node killed by the run is expected to be down; one that stopped by itself is reported with its exit code."""
+    cluster.ready_leader()
+    local = cluster.local
+
+    local.kill("store", 3)
+    terminated = local.processes[("sync", 3)]
+    assert terminated.pid is not None
+    os.kill(terminated.pid, signal.SIGTERM)
+    terminated.join(10)
+
+    assert local.unexpected_exits() == [("sync", 3, 0)]
+    local.start("store", 3)
+    local.start("sync", 3)
+    assert local.unexpected_exits() == []
+
+
 def test_nodes_run_on_uvloop(cluster: Cluster) -> None:
     """Every sync and store process runs its event loop on uvloop, which shortens each hop of the write path."""
     cluster.ready_leader()

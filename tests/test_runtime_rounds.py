@@ -10,6 +10,7 @@ and of the frames handed to the peer links.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import os
 import time
@@ -238,3 +239,17 @@ def test_shutdown_fsyncs_backup_file(tmp_path: Path) -> None:
 
     assert not runtime.backup.unsynced
     assert read_entries(tmp_path / "backup_1.txt") == [entry]
+
+
+def test_failed_task_gives_exit_status_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node whose task raises stops, and its process exit status says it failed rather than 0."""
+    from cluster.node import main
+
+    settings = dataclasses.replace(_settings("sync", tmp_path), port=0, cluster_port=0)
+
+    def broken_tick(self: SyncRuntime, elapsed: int) -> list[Any]:
+        raise RuntimeError("tick failed")
+
+    monkeypatch.setattr(SyncRuntime, "on_tick", broken_tick)
+
+    assert main._run(settings, None) == main.EXIT_NODE_FAILED

@@ -168,7 +168,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     print(format_summary(summary))
     print(format_report_text(summary))
-    ok = summary.report.passed and summary.clients_finished
+    ok = summary.report.passed and summary.clients_finished and not summary.exited
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -186,7 +186,7 @@ def command_soak(args: argparse.Namespace) -> int:
 
 def format_summary(summary: object) -> str:
     from cluster.launcher import RunSummary
-    from cluster.run import SETTLE_SECONDS
+    from cluster.run import SETTLE_SECONDS, format_exits
 
     assert isinstance(summary, RunSummary)
     lines = []
@@ -203,9 +203,12 @@ def format_summary(summary: object) -> str:
     rate = summary.committed / summary.seconds if summary.seconds > 0 else 0.0
     lines.append(format_message(_("messages committed: {count} in {seconds:.2f} s ({rate:.0f} messages/s)"),
                                 count=summary.committed, seconds=summary.seconds, rate=rate))
-    lines.append(_("failovers seen: leader elections {elections}, store epochs {epochs}, nodes killed or paused: "
-                   "{kills}").format(
+    lines.append(_("failovers seen: leader elections {elections}, store epochs made ready {epochs}, nodes killed or "
+                   "paused: {kills}").format(
         elections=summary.elections, epochs=summary.epochs, kills=", ".join(summary.kills) or "-"))
+    if summary.exited:
+        lines.append(_("nodes that stopped on their own: {nodes}; see logs/<role>_<id>.log in the data directory")
+                     .format(nodes=format_exits(summary.exited)))
     if not summary.clients_finished:
         lines.append(_("some clients did not get every message acknowledged"))
     if not summary.settled:

@@ -1,4 +1,4 @@
-"""The event loop that node, client and proxy processes run on.
+"""The event loop that node and client processes run on.
 
 They run on uvloop, a libuv-based drop-in for the asyncio loop. A message
 that crosses the cluster wakes up six processes in turn, and each wake-up
@@ -20,3 +20,4 @@ T = TypeVar("T")
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run `main` to completion on a new uvloop event loop and return its result."""
     return uvloop.run(main)
+

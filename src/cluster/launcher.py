@@ -94,6 +94,7 @@ class RunSummary:
     kills: list[str] = field(default_factory=list)
     elections: int = 0
     epochs: int = 0
+    exited: list[tuple[str, int, int | None]] = field(default_factory=list)  # see LocalCluster.unexpected_exits
     clients_finished: bool = True
     settled: bool = True  # the store caught up with the leader before the nodes stopped
 
@@ -285,6 +286,7 @@ class LocalCluster:
         self.sync_nodes = tuple(NodeAddress(HOST, ports.pop(), ports.pop()) for _index in range(options.sync))
         self.store_nodes = tuple(NodeAddress(HOST, ports.pop(), ports.pop()) for _index in range(options.store))
         self.processes: dict[tuple[str, int], BaseProcess] = {}
+        self.killed: set[tuple[str, int]] = set()  # nodes this run killed and has not restarted
         self.acked = self.context.Array("q", options.clients, lock=False)
         self.seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
         # The key ring every node started from now on gets; a test may replace it between starts.
@@ -318,12 +320,26 @@ class LocalCluster:
                                        name=f"{role}-{node_id}", daemon=False)
         process.start()
         self.processes[(role, node_id)] = process
+        self.killed.discard((role, node_id))
 
     def kill(self, role: str, node_id: int) -> None:
         process = self.processes[(role, node_id)]
         if process.pid is not None and process.is_alive():
             os.kill(process.pid, signal.SIGKILL)
         process.join()
+        self.killed.add((role, node_id))
+
+    def unexpected_exits(self) -> list[tuple[str, int, int | None]]:
+        """Return (role, id, exit code) of each sync or store node that stopped although this run did not kill it.
+
+        Call it before `stop_nodes`. A node stops on its own when a data file
+        is damaged (exit code 2) or when one of its tasks raised (exit code 1).
+        """
+        return [
+            (role, node, process.exitcode)
+            for (role, node), process in sorted(self.processes.items())
+            if role != "client" and (role, node) not in self.killed and not process.is_alive()
+        ]
 
     def pause(self, role: str, node_id: int) -> None:
         """Stop a node with SIGSTOP, as a long garbage-collection pause or a frozen VM would."""

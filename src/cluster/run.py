@@ -72,6 +72,7 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
     kills: list[str] = []
     restarts: list[tuple[float, str, int]] = []
     resumes: list[tuple[float, str, int]] = []
+    exited: list[tuple[str, int, int | None]] = []
 
     try:
         for node in range(1, options.sync + 1):
@@ -127,13 +128,14 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
         settled = wait_settled(cluster)
         clients_finished = all(process.exitcode == 0 for process in cluster.client_processes())
     finally:
+        exited = cluster.unexpected_exits()
         cluster.stop_nodes()
 
     report = verify(options.data_dir)
     elections, epochs = _count_failovers(options)
     return RunSummary(
         report=report, committed=report.output_entries, seconds=elapsed, leader=settled.leader,
-        primary=settled.primary, kills=kills, elections=elections, epochs=epochs,
+        primary=settled.primary, kills=kills, elections=elections, epochs=epochs, exited=exited,
         clients_finished=clients_finished, settled=settled.settled,
     )
 
@@ -201,8 +203,19 @@ def wait_settled(cluster: LocalCluster) -> Settled:
     return Settled(leader, primary, False)
 
 
+def format_exits(exited: list[tuple[str, int, int | None]]) -> str:
+    """Name the nodes that stopped on their own, with their exit codes, as in "sync 3 (exit code 1)"."""
+    return ", ".join(_("{role} {node} (exit code {code})").format(role=role, node=node, code=code)
+                     for role, node, code in exited)
+
+
 def _count_failovers(options: RunOptions) -> tuple[int, int]:
-    """Return (leader elections, store epochs installed) from the sync event logs."""
+    """Return (leader elections, store epochs made ready) from the sync event logs.
+
+    An epoch that a leader proposed but never made ready, because it lost
+    leadership or another store node failed first, is not counted, so the
+    count can be lower than the primary's epoch number.
+    """
     terms: set[int] = set()
     epochs: set[int] = set()
     for node in range(1, options.sync + 1):

@@ -52,7 +52,7 @@ def run_soak(
     rounds: int, seed: int, base: RunOptions, out: TextIO, network: bool = False,
 ) -> SoakTotals:
     """Run `rounds` chaos rounds (and network scenarios with `network`), printing one line per round."""
-    from cluster.run import run_cluster
+    from cluster.run import format_exits, run_cluster
 
     totals = SoakTotals()
     network_reason = None
@@ -75,7 +75,12 @@ def run_soak(
             summary = run_cluster(options, io.StringIO())
         totals.rounds += 1
         label = _("chaos seed {seed}").format(seed=round_seed)
-        _add_run(totals, label, summary.report, summary.clients_finished, data_dir, out, ", ".join(summary.kills))
+        faults = ", ".join(summary.kills)
+        if summary.exited:
+            stopped = _("stopped on their own: {nodes}").format(nodes=format_exits(summary.exited))
+            faults = f"{faults}; {stopped}" if faults else stopped
+        finished = summary.clients_finished and not summary.exited
+        _add_run(totals, label, summary.report, finished, data_dir, out, faults)
 
         if network and network_reason is None:
             from cluster.faultnet.scenarios import SCENARIOS, run_scenario

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from cluster.core.messages import StatusReply, StatusRequest
 from cluster.i18n import _
+from cluster.net.transport import write_unless_closed
 from cluster.wire import ProtocolError, encode, read_frame
 
 STATUS_TIMEOUT_SECONDS = 1.0
@@ -28,7 +29,8 @@ async def query_status(host: str, port: int, timeout: float = STATUS_TIMEOUT_SEC
     async def ask() -> StatusReply:
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            writer.write(encode(StatusRequest()))
+            if not write_unless_closed(writer, encode(StatusRequest())):
+                raise ConnectionResetError(f"{host}:{port} closed the connection")
             await writer.drain()
             reply = await read_frame(reader)
         finally:

@@ -18,8 +18,6 @@ import signal
 import sys
 import time
 
-from cluster.event_loop import run_event_loop
-
 logger = logging.getLogger(__name__)
 
 READ_BYTES = 64 * 1024
@@ -108,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             loop.add_signal_handler(signum, stop.set)
         await serve(routes, args.delay_ms / 1000, stop)
 
-    run_event_loop(run())
+    asyncio.run(run())
     return 0
 
 

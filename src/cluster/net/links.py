@@ -34,6 +34,7 @@ from cluster.net.auth import (
     KeyRing,
     RejectReason,
 )
+from cluster.net.transport import write_unless_closed
 from cluster.wire import LENGTH_BYTES, MalformedFrame, Message, ProtocolError, decode_payload, read_frame
 
 logger = logging.getLogger(__name__)
@@ -123,26 +124,13 @@ class PeerLink:
             self._writer.close()
             self._writer = None
 
-    def send(self, frame: bytes) -> None:
-        """Tag `frame` and queue it on the connection; drop it while the link is down or over its buffer."""
-        writer = self._writer
-        connector = self._connector
-        if (
-            writer is None
-            or connector is None
-            or writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER_BYTES
-        ):
-            self.dropped_frames += 1
-            return
-        writer.write(connector.seal(frame))
-
     @property
     def connector(self) -> Connector | None:
         """The handshake state of the open connection, or None while the link is down."""
         return self._connector
 
     def send_many(self, frames: list[bytes]) -> bool:
-        """Tag each of `frames` in order and queue them with one write; drop them all while the link is down.
+        """Tag each of `frames` in order and queue them with one write; drop them all while the link is down or closing.
 
         Return True when the frames were queued, False when they were dropped.
         """
@@ -151,11 +139,15 @@ class PeerLink:
         if (
             writer is None
             or connector is None
+            or writer.is_closing()
             or writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER_BYTES
         ):
             self.dropped_frames += len(frames)
             return False
-        writer.write(b"".join([connector.seal(frame) for frame in frames]))
+
+        if not write_unless_closed(writer, b"".join([connector.seal(frame) for frame in frames])):
+            self.dropped_frames += len(frames)
+            return False
         return True
 
     async def _run(self) -> None:
@@ -204,9 +196,9 @@ class PeerLink:
         describe = f"to {self.name} at {self.host}:{self.port}"
         try:
             async with asyncio.timeout(HANDSHAKE_SECONDS):
-                writer.write(connector.open_frame())
+                _handshake_write(writer, connector.open_frame())
                 challenge = await read_raw_frame(reader, MAX_HANDSHAKE_FRAME_BYTES)
-                writer.write(connector.receive_challenge(challenge))
+                _handshake_write(writer, connector.receive_challenge(challenge))
                 await writer.drain()
         except AuthError as error:
             writer.close()
@@ -234,6 +226,12 @@ class PeerLink:
     async def _back_off(self) -> None:
         await asyncio.sleep(self._backoff)
         self._backoff = min(self._backoff * 2, BACKOFF_MAX_SECONDS)
+
+
+def _handshake_write(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write one handshake frame, or raise ConnectionResetError when the peer already closed the connection."""
+    if not write_unless_closed(writer, data):
+        raise ConnectionResetError("connection closed during the handshake")
 
 
 async def _wait_closed(reader: asyncio.StreamReader, name: str) -> None:
@@ -303,7 +301,7 @@ async def accept_peer(
     try:
         async with asyncio.timeout(HANDSHAKE_SECONDS):
             opening = await read_raw_frame(reader, MAX_HANDSHAKE_FRAME_BYTES)
-            writer.write(acceptor.receive_open(opening))
+            _handshake_write(writer, acceptor.receive_open(opening))
             return acceptor.receive_hello(await read_raw_frame(reader, MAX_HANDSHAKE_FRAME_BYTES))
     except AuthError as error:
         on_reject(error.reason, describe, error.detail)

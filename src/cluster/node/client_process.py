@@ -21,6 +21,7 @@ from cluster.core.effects import Effect, Event, Send
 from cluster.core.messages import ClientReply
 from cluster.core.timers import TICK_SECONDS
 from cluster.files import EventLog, client_log_path
+from cluster.net.transport import write_unless_closed
 from cluster.node.settings import NodeSettings, stop_signals
 from cluster.wire import LENGTH_BYTES, Message, ProtocolError, check_length, decode_payload, encode
 
@@ -192,8 +193,8 @@ class ClientRuntime:
             transport = self.transports.get(node)
             # A connection that closed meanwhile drops its frames, as a write to
             # it would; the session resends them after the disconnect.
-            if transport is not None and not transport.is_closing():
-                transport.write(b"".join(frames))
+            if transport is not None:
+                write_unless_closed(transport, b"".join(frames))
         self.log.flush()
         if self.new_acks:
             if self.on_ack is not None:
@@ -224,7 +225,7 @@ class ClientRuntime:
 
         self.transports[node] = transport
         for frame in self.connecting.pop(node, []):
-            transport.write(frame)
+            write_unless_closed(transport, frame)
         try:
             await protocol.closed
         finally:

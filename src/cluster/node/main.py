@@ -17,6 +17,8 @@ from cluster.node.store_process import StoreRuntime
 from cluster.node.sync_process import SyncRuntime
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Exit status of a node stopped by an unexpected exception in one of its tasks.
+EXIT_NODE_FAILED = 1
 
 
 def configure_logging(level: int = logging.INFO, path: Path | None = None) -> None:
@@ -59,5 +61,6 @@ def _run(settings: NodeSettings, on_ack: Callable[[int], None] | None) -> int:
         runtime = SyncRuntime(settings) if settings.role == "sync" else StoreRuntime(settings)
         with untranslated():
             run_event_loop(runtime.run())
-        return 0
+        # A task that raised stopped the node, and its log has the traceback.
+        return EXIT_NODE_FAILED if runtime.failed_task is not None else 0
     return run_event_loop(run_client(settings, on_ack))

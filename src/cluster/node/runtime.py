@@ -48,6 +48,7 @@ from cluster.core.timers import TICK_SECONDS
 from cluster.files import DataFileError, EventLog, events_path
 from cluster.net.auth import NONCE_BYTES, Acceptor, Hello, RejectionCounter, RejectionReport, RejectReason
 from cluster.net.links import LinkIdentity, PeerLink, accept_peer, read_frames, read_peer_frames
+from cluster.net.transport import write_unless_closed
 from cluster.node.settings import NodeSettings, stop_signals
 from cluster.wire import Message, ProtocolError, encode
 
@@ -88,6 +89,7 @@ class NodeRuntime:
         self.trace_messages = settings.trace_messages
         self.events_closed = False
         self.failure: DataFileError | None = None  # the data file error that stopped the node
+        self.failed_task: str | None = None  # the task whose exception stopped the node
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.events = EventLog(events_path(settings.data_dir, self.role, self.node_id), self.node_id)
 
@@ -151,6 +153,7 @@ class NodeRuntime:
         for task in self.tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 logger.error("%s %d: %s failed", self.role, self.node_id, task.get_name(), exc_info=task.exception())
+                self.failed_task = task.get_name()
         await self.shutdown()
         if self.failure is not None:
             raise self.failure
@@ -367,8 +370,8 @@ class NodeRuntime:
                 link.send_many(frames)
         for conn, frames in to_clients.items():
             writer = self.clients.get(conn)
-            if writer is not None and not writer.is_closing():
-                writer.write(b"".join(frames))
+            if writer is not None:
+                write_unless_closed(writer, b"".join(frames))
 
     def _send_traced(self, link: PeerLink, role: str, node: int, frames: list[bytes], types: list[str]) -> None:
         """Send `frames` on `link` and write one `send` event per frame, in order."""
