@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cluster.faultnet.netns import FaultNet, unavailable
-from cluster.faultnet.scenarios import SCENARIOS, run_scenario
+from cluster.faultnet.scenarios import SCENARIOS, NetCluster, run_scenario
 from tests.e2e_helpers import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -43,6 +43,21 @@ def test_scenario_verifies(name: str, tmp_path: Path) -> None:
     assert result.acknowledged == result.sent
     assert result.namespace_tag
     assert namespaces(result.namespace_tag) == set()
+
+
+@needs_netns
+def test_net_cluster_reports_unkilled_exit(tmp_path: Path) -> None:
+    """A node the scenario killed is expected to be down; one stopped from outside is reported with its status."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with NetCluster(data_dir, sync=3, store=2, clients=1) as cluster:
+        cluster.ready_leader()
+        cluster.kill("store", 2)
+        stopped = cluster.processes[("sync", 3)]
+        os.kill(stopped.pid, signal.SIGTERM)
+        stopped.wait(10)
+
+        assert cluster.unexpected_exits() == [("sync", 3, 0)]
 
 
 @needs_netns

@@ -91,6 +91,7 @@ class NetCluster:
         hosts = [f"s{node}" for node in range(1, sync + 1)] + [f"t{node}" for node in range(1, store + 1)]
         self.net = FaultNet([*hosts, "clients"])
         self.processes: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
+        self.killed: set[tuple[str, int]] = set()  # nodes the scenario killed and has not restarted
         self.helpers: list[subprocess.Popen[bytes]] = []
         self.probe: subprocess.Popen[str] | None = None
         self.delayed_store = delayed_store
@@ -165,6 +166,7 @@ class NetCluster:
         if role == "sync":
             args += ["--seed", str(self.seed * 1000 + node)]
         self.processes[(role, node)] = self._popen(args, f"{role}_{node}")
+        self.killed.discard((role, node))
 
     def start_clients(self) -> None:
         for client in range(1, self.clients + 1):
@@ -183,6 +185,15 @@ class NetCluster:
     def kill(self, role: str, node: int) -> None:
         self.signal(role, node, signal.SIGKILL)
         self.processes[(role, node)].wait(STOP_SECONDS)
+        self.killed.add((role, node))
+
+    def unexpected_exits(self) -> list[tuple[str, int, int | None]]:
+        """Return (role, id, exit status) of each sync or store node that stopped unless the scenario killed it."""
+        return [
+            (role, node, process.returncode)
+            for (role, node), process in sorted(self.processes.items())
+            if role != "client" and (role, node) not in self.killed and process.poll() is not None
+        ]
 
     def stop_nodes(self) -> None:
         """SIGTERM the clients, then the nodes and helpers; SIGKILL any left after STOP_SECONDS. Resume paused ones."""
@@ -537,6 +548,8 @@ def run_scenario(name: str, data_dir: Path, seed: int = 1, clients: int = 3) -> 
             if leader and leader.reply and members and min(members) >= leader.reply.commit >= leader.reply.log_len:
                 break
             time.sleep(0.1)
+        failures += [f"{role} {node} stopped on its own with exit status {code}"
+                     for role, node, code in cluster.unexpected_exits()]
 
     report = verify(data_dir)
     failures += [f"{check.name}: {'; '.join(check.violations[:3])}" for check in report.checks if not check.passed]
