@@ -10,19 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cluster.core.messages import MAX_TEXT_BYTES
-from cluster.diagram import add_diagram_parser, run_diagram
 from cluster.files import DataFileError
 from cluster.i18n import _, format_message
-from cluster.launcher import (
-    RunError,
-    RunOptions,
-    check_options,
-    find_leader,
-    find_primary,
-    lock_data_dir,
-    lock_data_dir_shared,
-    prepare_data_dir,
-)
 from cluster.node.settings import (
     DEFAULT_DATA_DIR,
     NodeAddress,
@@ -36,7 +25,6 @@ from cluster.node.settings import (
     resolve_key_ring,
     resolve_node_id,
 )
-from cluster.sim.cli import add_simulate_parser, run_simulate
 from cluster.status import format_table, query_all, query_status
 from cluster.wire import ProtocolError
 
@@ -118,15 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help=_("check a data directory against the cluster's guarantees"))
     verify.add_argument("data_dir", type=Path, metavar="DIR", help=_("data directory of a finished run"))
 
-    health = commands.add_parser("health", help=_("exit 0 if the node on this port answers (for health checks)"))
-    health.add_argument("--host", default="127.0.0.1", help=_("node host (default: 127.0.0.1)"))
-    health.add_argument("--port", type=int, required=True, help=_("client port of the node"))
+    _add_health_flags(commands.add_parser("health", help=_health_help()))
+
+    from cluster.diagram import add_diagram_parser
+    from cluster.sim.cli import add_simulate_parser
 
     add_simulate_parser(commands)
 
     add_diagram_parser(commands)
 
     return parser
+
+
+def _health_help() -> str:
+    return _("exit 0 if the node on this port answers (for health checks)")
+
+
+def _add_health_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help=_("node host (default: 127.0.0.1)"))
+    parser.add_argument("--port", type=int, required=True, help=_("client port of the node"))
 
 
 def _add_node_flags(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +147,7 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from cluster.launcher import RunOptions, check_options, lock_data_dir, prepare_data_dir
     from cluster.run import run_cluster
 
     options = RunOptions(
@@ -173,6 +172,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_soak(args: argparse.Namespace) -> int:
+    from cluster.launcher import RunError, RunOptions, check_options
     from cluster.soak import format_totals, run_soak
 
     if not 1 <= args.rounds <= 10_000:
@@ -258,7 +258,7 @@ def node_settings(role: str, args: argparse.Namespace, env: Mapping[str, str]) -
 def _client_texts(args: argparse.Namespace, env: Mapping[str, str], client_id: int) -> list[str]:
     input_file = args.input or (Path(env["INPUT"]) if env.get("INPUT") else None)
     if input_file is not None:
-        from cluster.launcher import load_texts
+        from cluster.launcher import RunOptions, load_texts
 
         return load_texts(RunOptions(clients=1, input_file=input_file))[0]
     count = args.messages if args.messages is not None else parse_int(env.get("MESSAGES") or "50", "MESSAGES")
@@ -303,6 +303,7 @@ def command_node(role: str, args: argparse.Namespace) -> int:
 
 
 def command_status(args: argparse.Namespace) -> int:
+    from cluster.launcher import find_leader, find_primary
     if args.port is not None:
         targets = [("node", 1, args.host, parse_port(str(args.port), "--port"))]
     else:
@@ -348,6 +349,7 @@ def _status_addresses(args: argparse.Namespace) -> tuple[tuple[NodeAddress, ...]
 
 
 def command_verify(args: argparse.Namespace) -> int:
+    from cluster.launcher import lock_data_dir_shared
     from cluster.verify import format_report, verify
 
     with lock_data_dir_shared(args.data_dir):
@@ -370,8 +372,20 @@ def command_health(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["health"]:
+        # Health probes start this command every few seconds, so it skips
+        # importing the simulator, the launcher and the other commands.
+        health = argparse.ArgumentParser(prog="cluster health", description=_health_help())
+        _add_health_flags(health)
+        return command_health(health.parse_args(arguments[1:]))
+
+    from cluster.diagram import run_diagram
+    from cluster.launcher import RunError
+    from cluster.sim.cli import run_simulate
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         if args.command == "run":
             return command_run(args)

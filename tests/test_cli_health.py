@@ -1,0 +1,41 @@
+"""`cluster health`, the command that container health probes run every few seconds."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+
+def _cluster(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cluster", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_import_skips_other_commands() -> None:
+    """Importing the CLI, as the `cluster` script does, loads neither the launcher, the simulator nor the diagram."""
+    heavy = ("cluster.launcher", "cluster.sim.cli", "cluster.diagram")
+    code = f"import sys, cluster.cli; print([name for name in {heavy!r} if name in sys.modules])"
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_health_reports_closed_port() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    result = _cluster("health", "--port", str(port))
+
+    assert result.returncode == 1
+    assert f"node at 127.0.0.1:{port} did not answer" in result.stderr
+
+
+def test_health_without_port_is_usage_error() -> None:
+    result = _cluster("health")
+
+    assert result.returncode == 2
+    assert "usage: cluster health" in result.stderr
+    assert "--port" in result.stderr
