@@ -39,3 +39,21 @@ def test_health_without_port_is_usage_error() -> None:
     assert result.returncode == 2
     assert "usage: cluster health" in result.stderr
     assert "--port" in result.stderr
+
+
+def test_health_rejects_port_out_of_range() -> None:
+    result = _cluster("health", "--port", "0")
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == "cluster: error: --port must be a port number from 1 to 65535, got 0"
+
+
+def test_health_names_timeout_of_silent_node() -> None:
+    """A node that accepts the connection but never replies is reported with the kind of error, not a blank."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+
+        result = _cluster("health", "--port", str(port))
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"node at 127.0.0.1:{port} did not answer: TimeoutError"

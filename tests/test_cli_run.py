@@ -216,14 +216,16 @@ def _summary(settled: bool) -> str:
 
 
 def test_summary_names_nodes_that_stopped() -> None:
-    from cluster.cli import format_summary
+    from cluster.cli import format_report_text, format_summary
     from cluster.launcher import RunSummary
     from cluster.verify import Report
 
     report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
-    summary = RunSummary(report, 10, 1.0, None, None, exited=[("sync", 3, 1), ("store", 2, 2)])
+    summary = RunSummary(report, 10, 1.0, None, None, exited=[("sync", 3, 1), ("store", 2, -9)])
 
-    assert "nodes that stopped on their own: sync 3 (exit code 1), store 2 (exit code 2);" in format_summary(summary)
+    assert ("nodes that stopped on their own: sync 3 (exit code 1), store 2 (ended by signal SIGKILL);"
+            in format_summary(summary))
+    assert format_report_text(summary).splitlines()[-1] == "run failed: 2 nodes stopped on their own"
 
 
 def test_summary_reports_unsettled_store() -> None:

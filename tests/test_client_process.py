@@ -107,9 +107,9 @@ def run_client_process(settings: NodeSettings) -> None:
     os._exit(run_node(settings, settings.data_dir / "client.log"))
 
 
-def start_client(data_dir: Path, port: int) -> Any:
+def start_client(data_dir: Path, port: int, rate: float | None = None) -> Any:
     settings = NodeSettings(role="client", node_id=1, sync_nodes=(NodeAddress("127.0.0.1", port, 0),),
-                            store_nodes=(), data_dir=data_dir, texts=TEXTS, window=WINDOW)
+                            store_nodes=(), data_dir=data_dir, texts=TEXTS, window=WINDOW, rate=rate)
     process = multiprocessing.get_context("fork").Process(target=run_client_process, args=(settings,))
     process.start()
     return process
@@ -199,3 +199,22 @@ def test_invalid_reply_closes_and_resends(tmp_path: Path, node_factory: Any) -> 
 
     client_log = (tmp_path / "client.log").read_text(encoding="utf-8")
     assert "closing connection from sync 1: payload is not valid JSON" in client_log
+
+
+def test_pause_and_resume_logs_no_error(tmp_path: Path, node_factory: Any) -> None:
+    """A rate-limited client paused past its tick times (SIGSTOP, then SIGCONT) catches up without an error."""
+    node = node_factory(ack_limit=5)
+    process = start_client(tmp_path, node.port, rate=30)
+    try:
+        wait_until(lambda: len(log_events(tmp_path, "acked")) >= 5, "the first acknowledgements")
+        os.kill(process.pid, signal.SIGSTOP)
+        time.sleep(1.0)
+        os.kill(process.pid, signal.SIGCONT)
+        time.sleep(1.0)
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+        stop(process)
+
+    log = (tmp_path / "client.log").read_text(encoding="utf-8")
+    assert "Traceback" not in log
+    assert "ERROR" not in log

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cluster.core.messages import MAX_TEXT_BYTES
 from cluster.files import DataFileError
-from cluster.i18n import _, format_message
+from cluster.i18n import _, format_message, ngettext
 from cluster.node.settings import (
     DEFAULT_DATA_DIR,
     NodeAddress,
@@ -223,7 +223,13 @@ def format_report_text(summary: object) -> str:
     from cluster.verify import format_report
 
     assert isinstance(summary, RunSummary)
-    return format_report(summary.report)
+    text = format_report(summary.report)
+    if summary.exited:
+        # The report may end with "verification passed", so the last line gives the reason the run failed.
+        count = len(summary.exited)
+        text += "\n" + ngettext("run failed: {count} node stopped on its own",
+                                "run failed: {count} nodes stopped on their own", count).format(count=count)
+    return text
 
 
 def node_settings(role: str, args: argparse.Namespace, env: Mapping[str, str]) -> NodeSettings:
@@ -364,7 +370,7 @@ def command_health(args: argparse.Namespace) -> int:
         reply = asyncio.run(query_status(args.host, port))
     except (OSError, TimeoutError, ProtocolError, EOFError) as error:
         print(_("node at {host}:{port} did not answer: {error}").format(
-            host=args.host, port=port, error=error or type(error).__name__), file=sys.stderr)
+            host=args.host, port=port, error=str(error) or type(error).__name__), file=sys.stderr)
         return EXIT_FAILED
     print(_("{role} {node} term {term} epoch {epoch}").format(
         role=reply.role, node=reply.node, term=reply.term, epoch=reply.epoch))
@@ -378,7 +384,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # importing the simulator, the launcher and the other commands.
         health = argparse.ArgumentParser(prog="cluster health", description=_health_help())
         _add_health_flags(health)
-        return command_health(health.parse_args(arguments[1:]))
+        try:
+            return command_health(health.parse_args(arguments[1:]))
+        except SettingsError as error:
+            print(_("cluster: error: {error}").format(error=error), file=sys.stderr)
+            return EXIT_USAGE
 
     from cluster.diagram import run_diagram
     from cluster.launcher import RunError

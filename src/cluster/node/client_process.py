@@ -122,7 +122,10 @@ class ClientRuntime:
         # Tick n of the session falls at tick_origin + n * TICK_SECONDS of the
         # loop clock. The timer wakes the process only for a tick that acts.
         self.tick_origin = 0.0
-        self.tick_handle: asyncio.TimerHandle | None = None
+        # The pending timer and its loop time. uvloop returns a plain Handle,
+        # without when(), for a time already past, so the time is kept here.
+        self.tick_handle: asyncio.Handle | None = None
+        self.tick_when = 0.0
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -280,10 +283,11 @@ class ClientRuntime:
         ticks = MAX_SLEEP_TICKS if idle is None else min(idle + 1, MAX_SLEEP_TICKS)
         when = self.tick_origin + (self.session.now + ticks) * TICK_SECONDS
         if self.tick_handle is not None:
-            if self.tick_handle.when() <= when:
+            if self.tick_when <= when:
                 return
             self.tick_handle.cancel()
         self.tick_handle = asyncio.get_running_loop().call_at(when, self._on_tick)
+        self.tick_when = when
 
 
 def _rate_per_tick(rate: float | None) -> float | None:

@@ -416,6 +416,9 @@ def _describe(writer: asyncio.StreamWriter) -> str:
     address = writer.get_extra_info("peername")
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
+    if address is None:
+        # uvloop looks the address up when asked, and a peer that reset at once has none left.
+        return "unknown address"
     return str(address)
 
 
