@@ -234,7 +234,7 @@ def test_summary_reports_unsettled_store() -> None:
 
 
 def test_failover_count_skips_epochs_never_ready(tmp_path: Path) -> None:
-    """An epoch proposed but never made ready is not counted, and the summary says what it counts."""
+    """An epoch proposed but never made ready is not counted, and the summary names what it counts."""
     from cluster.cli import format_summary
     from cluster.launcher import RunOptions, RunSummary
     from cluster.run import _count_failovers

@@ -208,9 +208,11 @@ def test_pause_and_resume_logs_no_error(tmp_path: Path, node_factory: Any) -> No
     try:
         wait_until(lambda: len(log_events(tmp_path, "acked")) >= 5, "the first acknowledgements")
         os.kill(process.pid, signal.SIGSTOP)
-        time.sleep(1.0)
+        time.sleep(1.0)  # the length of the pause, longer than the client's resend timeout
+        requests_before = node.counts()[1]
         os.kill(process.pid, signal.SIGCONT)
-        time.sleep(1.0)
+        # More than one window of requests means a second round of resends, from a tick scheduled after the pause.
+        wait_until(lambda: node.counts()[1] > requests_before + WINDOW, "two rounds of resends after the pause")
     finally:
         os.kill(process.pid, signal.SIGCONT)
         stop(process)

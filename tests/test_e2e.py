@@ -213,7 +213,7 @@ def test_bad_frame_closes_connection(cluster: Cluster, frame_name: str) -> None:
 
 
 def test_unexpected_exits_skip_killed_nodes(cluster: Cluster) -> None:
-    """A node killed by the run is expected to be down; one that stopped by itself is reported with its exit code."""
+    """A node killed by the run is expected to be down. One that stopped by itself is reported with its exit code."""
     cluster.ready_leader()
     local = cluster.local
 

@@ -47,7 +47,7 @@ def test_scenario_verifies(name: str, tmp_path: Path) -> None:
 
 @needs_netns
 def test_net_cluster_reports_unkilled_exit(tmp_path: Path) -> None:
-    """A node the scenario killed is expected to be down; one stopped from outside is reported with its status."""
+    """A node the scenario killed is expected to be down. One stopped from outside is reported with its status."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     with NetCluster(data_dir, sync=3, store=2, clients=1) as cluster:

@@ -242,7 +242,7 @@ def test_shutdown_fsyncs_backup_file(tmp_path: Path) -> None:
 
 
 def test_failed_task_gives_exit_status_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A node whose task raises stops, and its process exit status says it failed rather than 0."""
+    """A node whose task raises stops, and its process exits with status 1 instead of 0."""
     from cluster.node import main
 
     settings = dataclasses.replace(_settings("sync", tmp_path), port=0, cluster_port=0)

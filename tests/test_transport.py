@@ -42,7 +42,7 @@ def test_write_after_close_returns_false(loop_name: str) -> None:
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         open_write = write_unless_closed(writer, b"before close")
         writer.close()
-        await asyncio.sleep(0.05)
+        await writer.wait_closed()
         closed_write = write_unless_closed(writer, b"after close")
         data = await asyncio.wait_for(received, 5)
         server.close()

@@ -139,13 +139,9 @@ class PeerLink:
         if (
             writer is None
             or connector is None
-            or writer.is_closing()
             or writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER_BYTES
+            or not write_unless_closed(writer, b"".join([connector.seal(frame) for frame in frames]))
         ):
-            self.dropped_frames += len(frames)
-            return False
-
-        if not write_unless_closed(writer, b"".join([connector.seal(frame) for frame in frames])):
             self.dropped_frames += len(frames)
             return False
         return True
