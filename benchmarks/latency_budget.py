@@ -16,7 +16,11 @@ its own, with no node running:
   uvloop, the loop the nodes run on. Each is measured with both processes
   pinned to one core and with them pinned to two. A wake-up on another
   core costs more, and nine node and client processes on two cores cannot
-  all share one;
+  all share one. Those round trips follow each other at once, so both
+  processes stay busy. On the write path each node sleeps about 1 ms
+  between its turns, so uvloop on two cores is measured once more with a
+  pause of 1 ms before each round trip, during which the echo process
+  sleeps in epoll;
 - the p50 of appending one 120-byte line and syncing it the way the nodes
   do (`cluster.files.fsync_data`), each after a pause of 1 ms, for one writer
   and for the slowest of three writers that start together, in a
@@ -24,10 +28,11 @@ its own, with no node running:
 - encoding and decoding each message of the path with the cluster's own
   codec, with the HMAC seal and check for the peer messages.
 
-The sum of six one-way hops, both fsync stages and the six frames
-estimates a floor: an implementation of this design that spent no time at
-all on its own logic would still take about that long here. It is an
-estimate because it adds medians, and the median of a sum can be lower. It goes to stdout and to
+For each kind of hop, the sum of six one-way hops, both fsync stages and
+the six frames estimates a floor. An implementation of this design that
+spent no time on its own logic would still take about that long here.
+The floor is an estimate because it adds medians, and the median of a
+sum can be lower. The script prints it and writes it to
 `benchmarks/results/latency_budget.json`.
 """
 
@@ -73,8 +78,15 @@ MESSAGE_BYTES = 200
 LINE = b"x" * 119 + b"\n"
 STORE_WRITERS = 3
 SYNC_PAUSE_SECONDS = 0.001
+# A node waits about this long between its turns on the sequential path. A
+# process that slept that long wakes up slower than one that was busy.
+IDLE_SECONDS = 0.001
+# Round trips after an idle pause take over 1 ms each, so they run this many times fewer.
+IDLE_ROUND_TRIP_SHARE = 2
 # The transport of the node processes. The benchmark report quotes its two-core floor.
 NODE_TRANSPORT = "uvloop streams"
+# The node transport between processes that were idle, as on the write path. The report quotes its floor too.
+IDLE_TRANSPORT = f"{NODE_TRANSPORT}, two cores, after {IDLE_SECONDS * 1000:g} ms idle"
 
 
 # --- Loopback hops ---------------------------------------------------------------------
@@ -129,12 +141,14 @@ def _blocking_round_trips(address: tuple[str, int], count: int) -> list[float]:
 
 def _asyncio_round_trips(address: tuple[str, int], count: int,
                          run_loop: Callable[[Coroutine[Any, Any, list[float]]], list[float]] = asyncio.run,
-                         ) -> list[float]:
+                         pause: float = 0.0) -> list[float]:
     async def run() -> list[float]:
         message = b"m" * MESSAGE_BYTES
         reader, writer = await asyncio.open_connection(*address)
         times = []
         for _ in range(count):
+            if pause:
+                await asyncio.sleep(pause)
             start = time.perf_counter()
             writer.write(message)
             await reader.readexactly(MESSAGE_BYTES)
@@ -148,6 +162,12 @@ def _asyncio_round_trips(address: tuple[str, int], count: int,
 
 def _uvloop_round_trips(address: tuple[str, int], count: int) -> list[float]:
     return _asyncio_round_trips(address, count, run_event_loop)
+
+
+def _uvloop_round_trips_after_idle(address: tuple[str, int], count: int) -> list[float]:
+    # The echo process waits in epoll for IDLE_SECONDS before each round trip,
+    # as the nodes do between the steps of sequential writes.
+    return _asyncio_round_trips(address, count // IDLE_ROUND_TRIP_SHARE, run_event_loop, IDLE_SECONDS)
 
 
 def _pinned(echo: Callable[[socket.socket], None], core: int, listener: socket.socket) -> None:
@@ -276,6 +296,8 @@ def measure(round_trips: int, fsyncs: int) -> dict[str, Any]:
             (NODE_TRANSPORT, _echo_uvloop, _uvloop_round_trips),
         )
     }
+    hop[IDLE_TRANSPORT] = one_way_us(_echo_uvloop, _uvloop_round_trips_after_idle, placements["two cores"],
+                                     round_trips)
     with tempfile.TemporaryDirectory(prefix="latency-budget-") as directory:
         store_stage = fsync_stage_us(Path(directory), STORE_WRITERS, fsyncs)
         output_stage = fsync_stage_us(Path(directory), 1, fsyncs)

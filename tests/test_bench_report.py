@@ -94,6 +94,32 @@ def test_floor_printed_when_measured(report: ModuleType) -> None:
     assert "Estimated floor of the sequential path on this machine" in english
     assert "in the same run: 0.66 ms." in english
     assert "na mesma execução: 0,66 ms." in portuguese
+    assert "slept 1 ms" not in english
+
+
+def test_idle_floor_printed_when_measured(report: ModuleType) -> None:
+    budget = {"floor_ms": {"uvloop streams, two cores": 0.661, "uvloop streams, two cores, after 1 ms idle": 0.912}}
+
+    english = report.generated_block(_result(budget), portuguese=False)
+    portuguese = report.generated_block(_result(budget), portuguese=True)
+
+    assert "in the same run: 0.66 ms." in english
+    assert "slept 1 ms first, as the nodes do between the steps of sequential writes, the floor was 0.91 ms." in english
+    assert "dormiram 1 ms antes, como os nós entre as etapas de escritas sequenciais, o piso foi 0,91 ms." in portuguese
+
+
+def test_report_quotes_the_floors_the_budget_measures(report: ModuleType) -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_latency_budget", BENCHMARKS / "latency_budget.py")
+        assert spec is not None and spec.loader is not None
+        budget = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(budget)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+    assert f"{budget.NODE_TRANSPORT}, two cores" == report.BUSY_FLOOR
+    assert report.IDLE_FLOOR == budget.IDLE_TRANSPORT
 
 
 @pytest.mark.parametrize("budget", [None, {"skipped": "this process may run on 1 core only"}],

@@ -410,6 +410,31 @@ def test_simulate_trace_config_portuguese(tmp_path: Path) -> None:
         f'cluster simulate: erro: {path} é inválido: "config.sync" deve ser um inteiro de 1 a 15, mas é -3')
 
 
+def test_simulate_trace_timers_portuguese(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps({**TRACE_WITH_BAD_EVENT, "events": [],
+                                "config": {**TRACE_WITH_BAD_EVENT["config"], "timers": {"election_retry_max": 50}}}),
+                    encoding="utf-8")
+
+    result = _cluster(["simulate", "--replay", str(path)], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'cluster simulate: erro: {path} é inválido: "config.timers" são inconsistentes: as novas tentativas de '
+        "eleição devem satisfazer 1 <= leader_lost_delay <= election_retry_max < election_timeout_min, "
+        "mas são 1 <= 3 <= 50 < 30")
+
+
+def test_timer_rules_english_match_core() -> None:
+    from cluster.core.timers import TIMER_RULES, TimersError
+    from cluster.sim.runner import describe_timers_error
+
+    with i18n.untranslated():
+        for rule in TIMER_RULES:
+            values = tuple(0 for _ in rule.names)
+            assert describe_timers_error(TimersError(rule, values)) == str(TimersError(rule, values))
+
+
 def test_simulate_trace_events_portuguese(tmp_path: Path) -> None:
     path = tmp_path / "trace.json"
     path.write_text(json.dumps({**TRACE_WITH_BAD_EVENT, "events": "abc"}), encoding="utf-8")

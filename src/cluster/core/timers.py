@@ -4,6 +4,7 @@ The core counts time only in ticks; the node processes tick every
 `TICK_SECONDS`, and the simulator advances ticks in virtual time.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 TICK_SECONDS = 0.01
@@ -33,15 +34,53 @@ class Timers:
     client_backoff: int = 5
 
     def __post_init__(self) -> None:
-        if self.heartbeat_interval < 1:
-            raise ValueError(f"heartbeat_interval must be at least 1 tick, got {self.heartbeat_interval}")
-        if not self.heartbeat_interval < self.election_timeout_min <= self.election_timeout_max:
-            raise ValueError(
-                "election timeouts must satisfy heartbeat_interval < min <= max, got "
-                f"{self.heartbeat_interval} < {self.election_timeout_min} <= {self.election_timeout_max}"
-            )
-        if not 1 <= self.leader_lost_delay <= self.election_retry_max < self.election_timeout_min:
-            raise ValueError(
-                "election retries must satisfy 1 <= leader_lost_delay <= election_retry_max < election_timeout_min,"
-                f" got 1 <= {self.leader_lost_delay} <= {self.election_retry_max} < {self.election_timeout_min}"
-            )
+        for rule in TIMER_RULES:
+            values = tuple(getattr(self, name) for name in rule.names)
+            if not rule.satisfied(*values):
+                raise TimersError(rule, values)
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRule:
+    """A constraint between timeouts; `satisfied` takes the values of `names`, in order."""
+
+    names: tuple[str, ...]
+    satisfied: Callable[..., bool]
+    # The constraint in English, and the relation to fill in with the actual values.
+    rule: str
+    found: str
+
+
+TIMER_RULES = (
+    TimerRule(
+        ("heartbeat_interval",),
+        lambda heartbeat: heartbeat >= 1,
+        "heartbeat_interval must be at least 1 tick",
+        "{heartbeat_interval}",
+    ),
+    TimerRule(
+        ("heartbeat_interval", "election_timeout_min", "election_timeout_max"),
+        lambda heartbeat, low, high: heartbeat < low <= high,
+        "election timeouts must satisfy heartbeat_interval < min <= max",
+        "{heartbeat_interval} < {election_timeout_min} <= {election_timeout_max}",
+    ),
+    TimerRule(
+        ("leader_lost_delay", "election_retry_max", "election_timeout_min"),
+        lambda lost, retry, low: 1 <= lost <= retry < low,
+        "election retries must satisfy 1 <= leader_lost_delay <= election_retry_max < election_timeout_min",
+        "1 <= {leader_lost_delay} <= {election_retry_max} < {election_timeout_min}",
+    ),
+)
+
+
+class TimersError(ValueError):
+    """An error for timeouts that break one of TIMER_RULES, with the rule and values so a caller can translate it."""
+
+    def __init__(self, rule: TimerRule, values: tuple[int, ...]) -> None:
+        self.rule = rule
+        self.values = values
+        super().__init__(f"{rule.rule}, found {self.found()}")
+
+    def found(self) -> str:
+        """Return the rule's relation with the values that broke it filled in."""
+        return self.rule.found.format(**dict(zip(self.rule.names, self.values, strict=True)))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.core.bugs import Bug
-from cluster.core.timers import Timers
+from cluster.core.timers import TIMER_RULES, Timers, TimersError
 from cluster.i18n import _
 from cluster.sim.events import SimEvent, apply_event
 from cluster.sim.world import World
@@ -159,9 +159,19 @@ def _timers(value: Any) -> Timers:
                                "found {value!r}").format(field=name, value=ticks))
     try:
         return Timers(**value)
-    except ValueError as error:
-        # NOTE: Timers words its errors in English, so that part of the message stays untranslated.
-        raise ValueError(_("\"config.timers\" are inconsistent: {error}").format(error=error)) from None
+    except TimersError as error:
+        raise ValueError(_("\"config.timers\" are inconsistent: {error}").format(
+            error=describe_timers_error(error))) from None
+
+
+def describe_timers_error(error: TimersError) -> str:
+    """Return the broken timer rule in the locale's language, with the values that broke it."""
+    rules = dict(zip(TIMER_RULES, (
+        _("heartbeat_interval must be at least 1 tick"),
+        _("election timeouts must satisfy heartbeat_interval < min <= max"),
+        _("election retries must satisfy 1 <= leader_lost_delay <= election_retry_max < election_timeout_min"),
+    ), strict=True))
+    return _("{rule}, found {values}").format(rule=rules[error.rule], values=error.found())
 
 
 def _fault_fraction(value: Any) -> float:
