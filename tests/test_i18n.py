@@ -47,11 +47,11 @@ def _tools_i18n() -> ModuleType:
     return module
 
 
-def _cluster(args: list[str], locale: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _cluster(args: list[str], locale: dict[str, str], module: str = "cluster") -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items()
            if key not in ("LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES")}
     env.update(locale)
-    return subprocess.run([sys.executable, "-m", "cluster", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env,
                           timeout=60, check=False)
 
 
@@ -433,6 +433,47 @@ def test_timer_rules_english_match_core() -> None:
         for rule in TIMER_RULES:
             values = tuple(0 for _ in rule.names)
             assert describe_timers_error(TimersError(rule, values)) == str(TimersError(rule, values))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("tick all\n", "linha 1: comando inválido 'tick all': o primeiro comando deve ser 'cluster ...'"),
+        ("cluster sync=3 election_retry_max=50\n",
+         "linha 1: comando inválido 'cluster sync=3 election_retry_max=50': as novas tentativas de eleição devem "
+         "satisfazer 1 <= leader_lost_delay <= election_retry_max < election_timeout_min, mas são "
+         "1 <= 3 <= 50 < 30"),
+        ("cluster bugs=sloppy\n",
+         "linha 1: comando inválido 'cluster bugs=sloppy': bug desconhecido 'sloppy'; bugs conhecidos: double_vote, "
+         "early_ack, skip_epoch_check, no_fence"),
+        ("cluster\ncrash client 1\n",
+         "linha 2: comando inválido 'crash client 1': nó inválido 'client 1'; esperava um nó sync ou store"),
+        ("cluster\nrounds zero\n", "linha 2: comando inválido 'rounds zero': esperava 'rounds N' com N >= 1"),
+    ],
+    ids=["no cluster", "timers", "bug", "role", "rounds"],
+)
+def test_scenario_error_portuguese(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text(text, encoding="utf-8")
+
+    result = _cluster([str(path)], PORTUGUESE, "cluster.sim.scenario")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"{path}: {message}"
+
+
+def test_scenario_mismatch_portuguese(tmp_path: Path) -> None:
+    path = tmp_path / "stale.txt"
+    path.write_text("cluster sync=3 store=2 clients=1 messages=1 seed=1\n----\nnot what it prints\n",
+                    encoding="utf-8")
+
+    result = _cluster([str(path)], PORTUGUESE, "cluster.sim.scenario")
+
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{path}: linha 1: cluster sync=3 store=2 clients=1 messages=1 seed=1"
+    assert lines[1:4] == ["--- esperada", "not what it prints", "--- obtida"]
+    assert lines[4] == "3 sync nodes, 2 store nodes, 1 client with 1 message each, seed 1"
 
 
 def test_simulate_trace_events_portuguese(tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from cluster.core.bugs import parse_bugs
+from cluster.core.bugs import Bug, parse_bugs
 from cluster.core.effects import AppendOutput, FenceOutput
 from cluster.core.messages import (
     CatchUp,
@@ -102,10 +102,11 @@ from cluster.core.messages import (
     WriteReject,
 )
 from cluster.core.sync_node import Role
-from cluster.core.timers import Timers
+from cluster.core.timers import Timers, TimersError
+from cluster.i18n import _
 from cluster.sim.events import SimEvent, applicable, format_address, parse_address
 from cluster.sim.report import NOTABLE_EVENTS, describe_message, describe_node_event
-from cluster.sim.runner import INVARIANTS, SETTING_BOUNDS, Runner, SimConfig
+from cluster.sim.runner import INVARIANTS, SETTING_BOUNDS, Runner, SimConfig, describe_timers_error
 from cluster.sim.world import Address, Packet, PendingOutput, World
 
 SEPARATOR = "----"
@@ -168,7 +169,8 @@ def parse_scenario(text: str) -> ScenarioFile:
             index += 1
             continue
         if line == SEPARATOR:
-            raise ScenarioError(f"line {index + 1}: '{SEPARATOR}' without a command before it")
+            raise ScenarioError(_("line {line}: '{separator}' without a command before it").format(
+                line=index + 1, separator=SEPARATOR))
 
         command_line = index + 1
         index += 1
@@ -206,9 +208,9 @@ class Mismatch:
     actual: tuple[str, ...]
 
     def describe(self) -> str:
-        expected = "\n".join(self.expected) if self.expected is not None else "(no expected output)"
-        return (f"line {self.line}: {self.command}\n--- expected\n{expected}\n"
-                f"--- actual\n" + "\n".join(self.actual))
+        expected = "\n".join(self.expected) if self.expected is not None else _("(no expected output)")
+        return "\n".join([_("line {line}: {command}").format(line=self.line, command=self.command),
+                          _("--- expected"), expected, _("--- actual"), *self.actual])
 
 
 def run_scenario(text: str) -> tuple[ScenarioFile, list[tuple[str, ...]]]:
@@ -220,7 +222,7 @@ def run_scenario(text: str) -> tuple[ScenarioFile, list[tuple[str, ...]]]:
         try:
             outputs.append(tuple(interpreter.execute(block.command)))
         except ScenarioError as error:
-            raise ScenarioError(f"line {block.line}: {error}") from None
+            raise ScenarioError(_("line {line}: {error}").format(line=block.line, error=error)) from None
     return scenario, outputs
 
 
@@ -288,14 +290,15 @@ def parse_endpoint(tokens: Sequence[str]) -> Endpoint:
     try:
         role, node = parse_address(text)
     except ValueError:
-        raise ScenarioError(f"invalid endpoint {text!r}; expected e.g. 'sync 2', 'store', or '*'") from None
+        raise ScenarioError(_("invalid endpoint {text!r}; expected e.g. 'sync 2', 'store', or '*'").format(
+            text=text)) from None
     return Endpoint(role, node)
 
 
 def parse_selector(tokens: Sequence[str]) -> Selector:
     """Parse `FROM -> TO [Type]`."""
     if tokens.count("->") != 1:
-        raise ScenarioError(f"invalid selector {' '.join(tokens)!r}; expected 'FROM -> TO [Type]'")
+        raise ScenarioError(_("invalid selector {text!r}; expected 'FROM -> TO [Type]'").format(text=" ".join(tokens)))
     arrow = tokens.index("->")
     source = parse_endpoint(tokens[:arrow])
     rest = list(tokens[arrow + 1 :])
@@ -303,7 +306,8 @@ def parse_selector(tokens: Sequence[str]) -> Selector:
     if rest and rest[-1][:1].isupper():
         kind = rest.pop()
         if kind not in MESSAGE_TYPES:
-            raise ScenarioError(f"unknown message type {kind!r}; known: {', '.join(sorted(MESSAGE_TYPES))}")
+            raise ScenarioError(_("unknown message type {kind!r}; known types: {known}").format(
+                kind=kind, known=", ".join(sorted(MESSAGE_TYPES))))
     return Selector(source, parse_endpoint(rest), kind)
 
 
@@ -312,7 +316,7 @@ def split_count(tokens: Sequence[str]) -> tuple[list[str], int | None]:
     if tokens and tokens[-1].startswith("x") and tokens[-1][1:].isdigit():
         count = int(tokens[-1][1:])
         if count < 1:
-            raise ScenarioError(f"invalid count {tokens[-1]!r}; expected x1 or more")
+            raise ScenarioError(_("invalid count {count!r}; expected x1 or more").format(count=tokens[-1]))
         return list(tokens[:-1]), count
     return list(tokens), None
 
@@ -324,7 +328,8 @@ def parse_node(tokens: Sequence[str], roles: Sequence[str] = ROLES) -> Address:
     except ValueError as error:
         raise ScenarioError(str(error)) from None
     if address[0] not in roles:
-        raise ScenarioError(f"invalid node {text!r}; expected a {' or '.join(roles)} node")
+        raise ScenarioError(_("invalid node {text!r}; expected a {roles} node").format(
+            text=text, roles=_(" or ").join(roles)))
     return address
 
 
@@ -390,27 +395,32 @@ class Interpreter:
 
     @property
     def world(self) -> World:
+        return self._require_runner().world
+
+    def _require_runner(self) -> Runner:
+        """Return the runner that the first command made, or raise ScenarioError if none did."""
         if self._runner is None:
-            raise ScenarioError("the first command must be 'cluster ...'")
-        return self._runner.world
+            raise ScenarioError(_("the first command must be 'cluster ...'"))
+        return self._runner
 
     def execute(self, command: str) -> list[str]:
         """Run one command and return the lines it prints (never empty, never blank)."""
         tokens = command.split()
         if not tokens:
-            raise ScenarioError("empty command")
+            raise ScenarioError(_("empty command"))
         name = tokens[0]
         if name != "cluster" and name not in self._commands:
             known = ", ".join(["cluster", *sorted(self._commands)])
-            raise ScenarioError(f"unknown command {name!r}; known commands: {known}")
+            raise ScenarioError(_("unknown command {name!r}; known commands: {known}").format(name=name, known=known))
         try:
             if name == "cluster":
                 lines = self._cluster(tokens[1:])
             else:
-                _ = self.world
+                self._require_runner()
                 lines = self._commands[name](tokens)
         except ScenarioError as error:
-            raise ScenarioError(f"invalid command {command!r}: {error}") from None
+            message = _("invalid command {command!r}: {error}").format(command=command, error=error)
+            raise ScenarioError(message) from None
         return lines or ["nothing happened"]
 
     # --- Steps --------------------------------------------------------------------
@@ -509,7 +519,8 @@ class Interpreter:
         world = self.world
         ids = {"sync": world.sync_ids, "store": world.store_ids, "client": world.client_ids}[address[0]]
         if address[1] not in ids:
-            raise ScenarioError(f"no {format_address(address)} in this cluster; it has {address[0]} 1 to {len(ids)}")
+            raise ScenarioError(_("no {address} in this cluster; it has {role} 1 to {count}").format(
+                address=format_address(address), role=address[0], count=len(ids)))
         return address
 
     def _runnable(self, address: Address) -> bool:
@@ -535,23 +546,26 @@ class Interpreter:
 
     def _cluster(self, args: list[str]) -> list[str]:
         if self._runner is not None:
-            raise ScenarioError("'cluster' may appear only once, as the first command")
+            raise ScenarioError(_("'cluster' may appear only once, as the first command"))
         values: dict[str, str] = {}
         for arg in args:
             key, equals, value = arg.partition("=")
             if not equals or key not in (*CLUSTER_KEYS, *TIMER_KEYS):
-                raise ScenarioError(
-                    f"invalid cluster setting {arg!r}; expected key=value with key one of "
-                    f"{', '.join(CLUSTER_KEYS + TIMER_KEYS)}"
-                )
+                raise ScenarioError(_("invalid cluster setting {setting!r}; expected key=value with key one of "
+                                      "{keys}").format(setting=arg, keys=", ".join(CLUSTER_KEYS + TIMER_KEYS)))
             values[key] = value
 
         numbers = {key: _number(key, value) for key, value in values.items() if key != "bugs"}
+        known_bugs = [bug.value for bug in Bug]
+        for name in values.get("bugs", "").split(","):
+            if name.strip() and name.strip() not in known_bugs:
+                raise ScenarioError(_("unknown bug {bug!r}; known bugs: {known}").format(
+                    bug=name.strip(), known=", ".join(known_bugs)))
+        bugs = parse_bugs(values.get("bugs", ""))
         try:
-            bugs = parse_bugs(values.get("bugs", ""))
             timers = Timers(**{key: numbers[key] for key in TIMER_KEYS if key in numbers})
-        except ValueError as error:
-            raise ScenarioError(str(error)) from None
+        except TimersError as error:
+            raise ScenarioError(describe_timers_error(error)) from None
         config = SimConfig(
             sync=_bounded(numbers, "sync", 3, 1, MAX_NODES),
             store=_bounded(numbers, "store", 2, 1, MAX_NODES),
@@ -582,10 +596,11 @@ class Interpreter:
         if "until" in args:
             position = args.index("until")
             if count is not None or position != len(args) - 2:
-                raise ScenarioError("expected 'tick sync N until ROLE'")
+                raise ScenarioError(_("expected 'tick sync N until ROLE'"))
             role = args[-1]
             if role not in SYNC_ROLES:
-                raise ScenarioError(f"invalid role {role!r}; expected one of {', '.join(SYNC_ROLES)}")
+                raise ScenarioError(_("invalid role {role!r}; expected one of {roles}").format(
+                    role=role, roles=", ".join(SYNC_ROLES)))
             return self._tick_until(self._node(args[:position], ("sync",)), SYNC_ROLES[role])
 
         address = self._node(args)
@@ -625,7 +640,7 @@ class Interpreter:
 
     def _rounds(self, tokens: list[str]) -> list[str]:
         if len(tokens) != 2 or not tokens[1].isdigit() or int(tokens[1]) < 1:
-            raise ScenarioError("expected 'rounds N' with N >= 1")
+            raise ScenarioError(_("expected 'rounds N' with N >= 1"))
         count = int(tokens[1])
         world = self.world
         lines: list[str] = []
@@ -651,7 +666,7 @@ class Interpreter:
             if len(tokens) == 2:
                 return self._deliver_all(None)
             if tokens[2] != "except":
-                raise ScenarioError("expected 'deliver all' or 'deliver all except FROM -> TO [Type]'")
+                raise ScenarioError(_("expected 'deliver all' or 'deliver all except FROM -> TO [Type]'"))
             return self._deliver_all(parse_selector(tokens[3:]))
 
         args, count = split_count(tokens[1:])
@@ -706,7 +721,7 @@ class Interpreter:
     def _complete(self, tokens: list[str]) -> list[str]:
         args, count = split_count(tokens[1:])
         if not args or args[0] != "output":
-            raise ScenarioError("expected 'complete output all' or 'complete output sync N'")
+            raise ScenarioError(_("expected 'complete output all' or 'complete output sync N'"))
         world = self.world
         if args[1:] == ["all"]:
             candidates = list(world.pending_output)
@@ -757,7 +772,7 @@ class Interpreter:
         text = " ".join(tokens[1:])
         group = tuple(self._node(part.split()) for part in text.split(",") if part.strip())
         if not group:
-            raise ScenarioError("expected 'partition ADDR, ADDR ...'")
+            raise ScenarioError(_("expected 'partition ADDR, ADDR ...'"))
         world = self.world
         event = SimEvent("partition", group=group)
         if not applicable(world, event):
@@ -770,14 +785,14 @@ class Interpreter:
 
     def _heal(self, tokens: list[str]) -> list[str]:
         if len(tokens) != 1:
-            raise ScenarioError("expected 'heal'")
+            raise ScenarioError(_("expected 'heal'"))
         if not self.world.partition:
             return ["no partition to heal"]
         return ["healed the partition", *self._step(SimEvent("heal")).lines]
 
     def _status(self, tokens: list[str]) -> list[str]:
         if len(tokens) != 1:
-            raise ScenarioError("expected 'status'")
+            raise ScenarioError(_("expected 'status'"))
         world = self.world
         lines = [f"{format_address(('sync', node))}: {self._node_summary(('sync', node))}" for node in world.sync_ids]
         lines += [
@@ -819,7 +834,7 @@ class Interpreter:
 
     def _output(self, tokens: list[str]) -> list[str]:
         if len(tokens) != 1:
-            raise ScenarioError("expected 'output'")
+            raise ScenarioError(_("expected 'output'"))
         entries = self.world.output
         if not entries:
             return ["output.txt is empty"]
@@ -831,7 +846,7 @@ class Interpreter:
 
     def _network(self, tokens: list[str]) -> list[str]:
         if len(tokens) != 1:
-            raise ScenarioError("expected 'network'")
+            raise ScenarioError(_("expected 'network'"))
         world = self.world
         if not world.network:
             return ["no messages in flight"]
@@ -842,7 +857,7 @@ class Interpreter:
 
     def _check(self, tokens: list[str]) -> list[str]:
         if tokens[1:] != ["invariants"]:
-            raise ScenarioError("expected 'check invariants'")
+            raise ScenarioError(_("expected 'check invariants'"))
         found = self.world.check_invariants()
         if not found:
             return [f"all {len(INVARIANTS)} invariants hold"]
@@ -859,14 +874,15 @@ def _prefixed(prefix: str, lines: Sequence[str]) -> list[str]:
 
 def _number(key: str, value: str) -> int:
     if not value.isdigit():
-        raise ScenarioError(f"invalid {key}={value!r}; expected a whole number")
+        raise ScenarioError(_("invalid {key}={value!r}; expected a whole number").format(key=key, value=value))
     return int(value)
 
 
 def _bounded(numbers: dict[str, int], key: str, default: int, low: int, high: int) -> int:
     value = numbers.get(key, default)
     if not low <= value <= high:
-        raise ScenarioError(f"invalid {key}={value}; expected {low} to {high}")
+        raise ScenarioError(_("invalid {key}={value}; expected {low} to {high}").format(
+            key=key, value=value, low=low, high=high))
     return value
 
 
@@ -877,10 +893,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Check scenario files against their expected output, or rewrite it; exit 1 on a mismatch."""
     parser = argparse.ArgumentParser(
         prog="python -m cluster.sim.scenario",
-        description="Run scenario files of the simulator and compare each command's output with the file.",
+        description=_("Run scenario files of the simulator and compare each command's output with the file."),
     )
-    parser.add_argument("files", nargs="+", type=Path, help="scenario files")
-    parser.add_argument("--rewrite", action="store_true", help="replace the expected output with the actual one")
+    parser.add_argument("files", nargs="+", type=Path, help=_("scenario files"))
+    parser.add_argument("--rewrite", action="store_true", help=_("replace the expected output with the actual one"))
     args = parser.parse_args(argv)
     logging.getLogger("cluster.core").setLevel(logging.CRITICAL)
 
@@ -890,7 +906,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             text = path.read_text(encoding="utf-8")
             if args.rewrite:
                 path.write_text(rewrite_scenario(text), encoding="utf-8")
-                print(f"{path}: rewritten")
+                print(_("{path}: rewritten").format(path=path))
                 continue
             mismatches = find_mismatches(text)
         except (OSError, ScenarioError) as error:
@@ -901,7 +917,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{path}: {mismatch.describe()}\n")
         failed = failed or bool(mismatches)
         if not mismatches:
-            print(f"{path}: ok")
+            print(_("{path}: ok").format(path=path))
     return 1 if failed else 0
 
 
