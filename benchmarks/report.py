@@ -70,8 +70,7 @@ def targets(result: dict[str, Any], portuguese: bool = False) -> dict[str, dict[
         "measured": f"{max(rates):.0f} {words['messages/s']}" if rates else None,
         "met": (max(rates) >= 20_000) if rates else None,
     }
-    sequential = _run(result, "cluster", 1, 1)
-    latency = sequential["latency"] if sequential else {}
+    latency = _sequential_latency(result)
     verdicts["sequential_p50"] = {
         "measured": _milliseconds(latency["p50_ms"], portuguese) if latency.get("count") else None,
         "met": (latency["p50_ms"] <= 0.8) if latency.get("count") else None,
@@ -95,6 +94,15 @@ def targets(result: dict[str, Any], portuguese: bool = False) -> dict[str, dict[
         "met": (spread["median"] <= 300) if spread.get("count") else None,
     }
     return verdicts
+
+
+def _sequential_latency(result: dict[str, Any]) -> dict[str, Any]:
+    """Return the latency the sequential targets are judged on: all extra sequential runs pooled, else the load run."""
+    pooled = result.get("sequential", {}).get("pooled", {}).get("cluster")
+    if pooled and pooled.get("count"):
+        return dict(pooled)
+    sequential = _run(result, "cluster", 1, 1)
+    return sequential["latency"] if sequential else {}
 
 
 _ENGLISH_WORDS = {"messages/s": "messages/s", "median": "median", "max": "max", "spurious": "spurious"}
@@ -147,6 +155,48 @@ def load_table(result: dict[str, Any], portuguese: bool) -> list[str]:
             row = [system, *(cell.replace(".", ",") for cell in row[1:])]
         lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+def sequential_table(result: dict[str, Any], portuguese: bool) -> list[str]:
+    """Return the table of the extra sequential runs, one row per system, or nothing when there were none."""
+    sequential = result.get("sequential")
+    if not sequential or not sequential.get("runs"):
+        return []
+    if portuguese:
+        lines = ["| sistema | execuções | p50 de cada execução, ms | p50 ms, todas juntas | p99 ms, todas juntas "
+                 "| p50 / etcd |"]
+    else:
+        lines = ["| system | runs | p50 of each run, ms | p50 ms, all together | p99 ms, all together | p50 / etcd |"]
+    lines.append("| --- | ---: | --- | ---: | ---: | ---: |")
+    pooled = sequential["pooled"]
+    etcd = pooled.get("etcd", {})
+    for system, latency in pooled.items():
+        each = [run["latency"] for run in sequential["runs"] if run["system"] == system]
+        name = "este cluster" if portuguese and system == "cluster" else PEER_NAMES[system]
+        # Portuguese separates the figures with semicolons, since each has a decimal comma.
+        separator = "; " if portuguese else ", "
+        cells = [str(len(each)), separator.join(f"{run['p50_ms']:.2f}" if run.get("count") else "-" for run in each)]
+        cells += [f"{latency[key]:.2f}" if latency.get("count") else "-" for key in ("p50_ms", "p99_ms")]
+        cells.append(_ratio(latency.get("p50_ms", 0.0), etcd.get("p50_ms")) if system == "cluster" else "")
+        if portuguese:
+            cells = [cell.replace(".", ",") for cell in cells]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return lines
+
+
+def sequential_intro(result: dict[str, Any], portuguese: bool) -> list[str]:
+    """Return the heading and the sentence above the sequential table, or nothing when there were no extra runs."""
+    if not result.get("sequential", {}).get("runs"):
+        return []
+    count = result["settings"]["sequential_runs"]
+    if portuguese:
+        return ["### Latência sequencial, em turnos", "",
+                f"Mais {count} execuções de 1 cliente com janela 1 para cada sistema, alternando os sistemas, "
+                "depois das medidas acima. As metas de latência sequencial são julgadas com as latências dessas "
+                "execuções todas juntas.", ""]
+    return ["### Sequential latency, in turns", "",
+            f"{count} more runs of 1 client at window 1 for each system, taking turns, after the measurements "
+            "above. The sequential latency targets are judged on the latencies of these runs together.", ""]
 
 
 def failover_table(result: dict[str, Any], portuguese: bool) -> list[str]:
@@ -227,7 +277,8 @@ def generated_block(result: dict[str, Any], portuguese: bool) -> str:
         ]
         sections = ["### Metas", "", *target_table(result, True), *floor_lines(result, True), "",
                     "### Vazão e latência", "",
-                    *load_table(result, True), "", "### Failover (sob carga de "
+                    *load_table(result, True), "", *sequential_intro(result, True),
+                    *_with_blank(sequential_table(result, True)), "### Failover (sob carga de "
                     f"{result['settings']['failover_clients']} clientes, janela "
                     f"{result['settings']['failover_window']})", "", *failover_table(result, True)]
     else:
@@ -241,13 +292,19 @@ def generated_block(result: dict[str, Any], portuguese: bool) -> str:
         ]
         sections = ["### Targets", "", *target_table(result, False), *floor_lines(result, False), "",
                     "### Throughput and latency", "",
-                    *load_table(result, False), "", "### Failover (under a load of "
+                    *load_table(result, False), "", *sequential_intro(result, False),
+                    *_with_blank(sequential_table(result, False)), "### Failover (under a load of "
                     f"{result['settings']['failover_clients']} clients, window "
                     f"{result['settings']['failover_window']})", "", *failover_table(result, False)]
     skipped = [f"{name}: {peer['skipped']}" for name, peer in result.get("peers", {}).items() if "skipped" in peer]
     if skipped:
         intro.append(("Pares omitidos: " if portuguese else "Peers skipped: ") + "; ".join(skipped) + ".")
     return "\n".join([BEGIN, "", *intro, "", *sections, "", f"![]({PLOT.name})", "", END])
+
+
+def _with_blank(lines: list[str]) -> list[str]:
+    """Return `lines` followed by a blank line, or nothing when there are none."""
+    return [*lines, ""] if lines else []
 
 
 def _comma(text: str) -> str:

@@ -2,7 +2,7 @@
 # peers (PySyncObj, and etcd when the etcd binary is installed), writes
 # benchmarks/results/cluster.json and regenerates docs/benchmarks.md, its
 # pt-BR twin and docs/benchmarks.svg. See docs/benchmarks.md.
-#   make bench                          the full run (about 6 minutes, plus the wait for a quiet machine)
+#   make bench                          the full run (about 8 minutes, plus the wait for a quiet machine)
 #   make bench BENCH_ARGS='--no-peers --seconds 3 --repetitions 3'
 
 .PHONY: bench

@@ -108,7 +108,7 @@ def test_idle_floor_printed_when_measured(report: ModuleType) -> None:
     assert "dormiram 1 ms antes, como os nós entre as etapas de escritas sequenciais, o piso foi 0,91 ms." in portuguese
 
 
-def test_report_quotes_the_floors_the_budget_measures(report: ModuleType) -> None:
+def test_report_floor_names_match_budget(report: ModuleType) -> None:
     sys.path.insert(0, str(BENCHMARKS))
     try:
         spec = importlib.util.spec_from_file_location("bench_latency_budget", BENCHMARKS / "latency_budget.py")
@@ -129,3 +129,47 @@ def test_floor_left_out_when_not_measured(report: ModuleType, budget: dict[str, 
 
     assert "floor of the sequential path" not in block
     assert "### Throughput and latency" in block
+
+
+def _sequential(cluster_p50: list[float], etcd_p50: list[float], pooled: tuple[float, float]) -> dict[str, Any]:
+    runs = []
+    for cluster, etcd in zip(cluster_p50, etcd_p50, strict=True):
+        for system, p50 in (("cluster", cluster), ("etcd", etcd)):
+            runs.append({"system": system, "messages_per_second": 700.0,
+                         "latency": {"count": 3000, "p50_ms": p50, "p99_ms": 2.0}})
+    return {"runs": runs, "pooled": {
+        "cluster": {"count": 9000, "p50_ms": pooled[0], "p99_ms": 2.31},
+        "etcd": {"count": 9000, "p50_ms": pooled[1], "p99_ms": 2.02},
+    }}
+
+
+def test_targets_judged_on_pooled_runs(report: ModuleType) -> None:
+    result = _result()
+    result["sequential"] = _sequential([0.79, 1.3, 1.4], [1.1, 1.2, 1.2], (1.31, 1.18))
+
+    verdicts = report.targets(result)
+
+    assert verdicts["sequential_p50"] == {"measured": "1.31 ms", "met": False}
+    assert verdicts["sequential_p99"] == {"measured": "2.31 ms", "met": False}
+
+
+def test_sequential_table_both_languages(report: ModuleType) -> None:
+    result = _result()
+    result["settings"]["sequential_runs"] = 3
+    result["sequential"] = _sequential([1.25, 1.3, 1.4], [1.1, 1.2, 1.2], (1.31, 1.18))
+
+    english = report.generated_block(result, portuguese=False).splitlines()
+    portuguese = report.generated_block(result, portuguese=True).splitlines()
+
+    assert "### Sequential latency, in turns" in english
+    assert "| this cluster | 3 | 1.25, 1.30, 1.40 | 1.31 | 2.31 | 1.11x |" in english
+    assert "| etcd | 3 | 1.10, 1.20, 1.20 | 1.18 | 2.02 |  |" in english
+    assert "### Latência sequencial, em turnos" in portuguese
+    assert "| este cluster | 3 | 1,25; 1,30; 1,40 | 1,31 | 2,31 | 1,11x |" in portuguese
+
+
+def test_sequential_table_left_out_without_runs(report: ModuleType) -> None:
+    block = report.generated_block(_result(), portuguese=False)
+
+    assert "Sequential latency, in turns" not in block
+    assert "### Failover (under a load of 50 clients, window 32)" in block
