@@ -193,7 +193,8 @@ class BenchCluster:
         failed = [check.name for check in report.checks if not check.passed]
         if not settled:
             failed.append("settled")
-        # A node that stopped by itself is a crash the verification cannot see.
+        # A node that stopped by itself is a crash the verification cannot see. Unlike
+        # `cluster run`, a stop from outside fails too: nothing else should touch a measurement.
         failed += [f"{role} {node} exited with code {code}" for role, node, code in exited]
         return {
             "verified": not failed,

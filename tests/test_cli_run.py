@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -206,6 +207,107 @@ def test_ctrl_c_stops_every_node(tmp_path: Path) -> None:
             pass
 
 
+def _listening_pid(port: int) -> int:
+    """Return the id of the process that listens on TCP `port` of 127.0.0.1, as `lsof -i` finds it."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        if local_port == port and fields[3] == "0A":  # 0A is TCP_LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                return int(entry.name)
+    raise LookupError(f"no process listens on port {port}")
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="finding a node's process needs Linux /proc")
+def test_leader_killed_by_hand_run_passes(tmp_path: Path) -> None:
+    """A leader that another process kills with SIGKILL is reported as stopped from outside, and the run passes."""
+    from cluster.launcher import find_leader
+    from cluster.status import query_all
+
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cluster", "run", "--sync", "3", "--store", "2", "--clients", "2",
+         "--messages", "20000", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        wait_for(lambda: output_path(data_dir).exists() and output_path(data_dir).stat().st_size > 0, 60,
+                 "the first committed message")
+        layout = json.loads((data_dir / "cluster.json").read_text(encoding="utf-8"))
+        nodes = [("sync", index, *address.split(":")[:2]) for index, address in enumerate(layout["sync_nodes"], 1)]
+        statuses = asyncio.run(query_all([(role, node, host, int(port)) for role, node, host, port in nodes]))
+        leader = find_leader(statuses)
+        assert leader is not None
+        os.kill(_listening_pid(leader.port), signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    assert process.returncode == 0, stdout + stderr
+    assert (f"nodes stopped by a signal from outside the run: sync {leader.node} (ended by signal SIGKILL)"
+            in stdout.splitlines())
+    assert "stopped on their own" not in stdout
+    assert stdout.splitlines()[-1] == "verification passed"
+
+
+@pytest.mark.parametrize(("variable", "setting"), [("PORT", "--port / PORT"),
+                                                   ("CLUSTER_PORT", "--cluster-port / CLUSTER_PORT")])
+def test_node_port_in_use_rejected(tmp_path: Path, variable: str, setting: str) -> None:
+    """A node whose port another process holds stops with one line that names the port and the setting."""
+    from cluster.launcher import free_ports
+
+    client_port, cluster_port = free_ports(2)
+    taken = client_port if variable == "PORT" else cluster_port
+    env = {**os.environ, "LANG": "C.UTF-8", "ID": "1", "SYNC_NODES": f"127.0.0.1:{client_port}:{cluster_port}",
+           "STORE_NODES": "127.0.0.1:1:2", "PORT": str(client_port), "CLUSTER_PORT": str(cluster_port),
+           "DATA_DIR": str(tmp_path), "CLUSTER_KEY": "ab" * 32}
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        env.pop(name, None)
+    with socket.create_server(("127.0.0.1", taken)):
+        result = subprocess.run([sys.executable, "-m", "cluster", "sync", "--bind", "127.0.0.1"], env=env,
+                                capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"cluster: error: cannot listen on 127.0.0.1:{taken} ({setting}): another process already uses that "
+        "port; stop it or choose another port")
+
+
+def test_run_into_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    """`cluster run | head -1` ends without a traceback, with the status of SIGPIPE, and stops every node."""
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cluster", "run", "--sync", "3", "--store", "2", "--clients", "2",
+         "--messages", "20000", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("starting 3 sync nodes")
+        process.stdout.close()
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    assert process.returncode == 141
+    assert "Traceback" not in stderr
+    layout = json.loads((data_dir / "cluster.json").read_text(encoding="utf-8"))
+    for address in layout["sync_nodes"] + layout["store_nodes"]:
+        host, port, _cluster_port = address.split(":")
+        with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port)), timeout=2):
+            pass
+
+
 def _summary(settled: bool) -> str:
     from cluster.cli import format_summary
     from cluster.launcher import RunSummary
@@ -221,11 +323,29 @@ def test_summary_names_nodes_that_stopped() -> None:
     from cluster.verify import Report
 
     report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
-    summary = RunSummary(report, 10, 1.0, None, None, exited=[("sync", 3, 1), ("store", 2, -9)])
+    summary = RunSummary(report, 10, 1.0, None, None,
+                         exited=[("sync", 3, 1), ("store", 1, -11), ("store", 2, -9), ("sync", 4, 0)])
+    text = format_summary(summary)
 
-    assert ("nodes that stopped on their own: sync 3 (exit code 1), store 2 (ended by signal SIGKILL);"
-            in format_summary(summary))
+    assert ("nodes that stopped on their own: sync 3 (exit code 1), store 1 (ended by signal SIGSEGV); "
+            "see logs/sync_3.log, logs/store_1.log in the data directory") in text
+    assert ("nodes stopped by a signal from outside the run: store 2 (ended by signal SIGKILL), "
+            "sync 4 (shut down after a stop signal)") in text
     assert format_report_text(summary).splitlines()[-1] == "run failed: 2 nodes stopped on their own"
+
+
+def test_outside_stop_does_not_fail_run() -> None:
+    from cluster.cli import format_report_text, format_summary
+    from cluster.launcher import RunSummary
+    from cluster.verify import Report
+
+    report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
+    summary = RunSummary(report, 10, 1.0, None, None, exited=[("sync", 2, -9)])
+
+    assert summary.crashed == []
+    assert "nodes stopped by a signal from outside the run: sync 2 (ended by signal SIGKILL)" in format_summary(summary)
+    assert "stopped on their own" not in format_summary(summary)
+    assert "run failed" not in format_report_text(summary)
 
 
 def test_summary_reports_unsettled_store() -> None:

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -474,6 +475,22 @@ def test_scenario_mismatch_portuguese(tmp_path: Path) -> None:
     assert lines[0] == f"{path}: linha 1: cluster sync=3 store=2 clients=1 messages=1 seed=1"
     assert lines[1:4] == ["--- esperada", "not what it prints", "--- obtida"]
     assert lines[4] == "3 sync nodes, 2 store nodes, 1 client with 1 message each, seed 1"
+
+
+def test_node_port_in_use_portuguese(tmp_path: Path) -> None:
+    from cluster.launcher import free_ports
+
+    client_port, cluster_port = free_ports(2)
+    env = {**PORTUGUESE, "ID": "1", "SYNC_NODES": f"127.0.0.1:{client_port}:{cluster_port}",
+           "STORE_NODES": "127.0.0.1:1:2", "PORT": str(client_port), "CLUSTER_PORT": str(cluster_port),
+           "DATA_DIR": str(tmp_path), "CLUSTER_KEY": "ab" * 32}
+    with socket.create_server(("127.0.0.1", client_port)):
+        result = _cluster(["sync", "--bind", "127.0.0.1"], env)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"cluster: erro: não foi possível escutar em 127.0.0.1:{client_port} (--port / PORT): outro processo já usa "
+        "essa porta; pare-o ou escolha outra porta")
 
 
 def test_simulate_trace_events_portuguese(tmp_path: Path) -> None:

@@ -253,3 +253,17 @@ def test_failed_task_gives_exit_status_1(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(SyncRuntime, "on_tick", broken_tick)
 
     assert main._run(settings, None) == main.EXIT_NODE_FAILED
+
+
+def test_returned_task_gives_exit_status_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task that returns while the node runs stops it with status 1, since status 0 means it was asked to stop."""
+    from cluster.node import main
+
+    settings = dataclasses.replace(_settings("sync", tmp_path), port=0, cluster_port=0)
+
+    async def ticker_that_returns(self: SyncRuntime) -> None:
+        return None
+
+    monkeypatch.setattr(SyncRuntime, "_ticker", ticker_that_returns)
+
+    assert main._run(settings, None) == main.EXIT_NODE_FAILED

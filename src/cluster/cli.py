@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cluster.core.messages import MAX_TEXT_BYTES
 from cluster.files import DataFileError
@@ -28,10 +29,15 @@ from cluster.node.settings import (
 from cluster.status import format_table, query_all, query_status
 from cluster.wire import ProtocolError
 
+if TYPE_CHECKING:
+    from cluster.node.runtime import ListenError
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# What a shell reports for a process that SIGPIPE ended (128 + 13), as when `head` stops reading.
+EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +173,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     print(format_summary(summary))
     print(format_report_text(summary))
-    ok = summary.report.passed and summary.clients_finished and not summary.exited
+    ok = summary.report.passed and summary.clients_finished and not summary.crashed
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -185,8 +191,9 @@ def command_soak(args: argparse.Namespace) -> int:
 
 
 def format_summary(summary: object) -> str:
+    from cluster.exits import format_exits, log_files
     from cluster.launcher import RunSummary
-    from cluster.run import SETTLE_SECONDS, format_exits
+    from cluster.run import SETTLE_SECONDS
 
     assert isinstance(summary, RunSummary)
     lines = []
@@ -206,9 +213,12 @@ def format_summary(summary: object) -> str:
     lines.append(_("failovers seen: leader elections {elections}, store epochs made ready {epochs}, nodes killed or "
                    "paused: {kills}").format(
         elections=summary.elections, epochs=summary.epochs, kills=", ".join(summary.kills) or "-"))
-    if summary.exited:
-        lines.append(_("nodes that stopped on their own: {nodes}; see logs/<role>_<id>.log in the data directory")
-                     .format(nodes=format_exits(summary.exited)))
+    if summary.crashed:
+        lines.append(_("nodes that stopped on their own: {nodes}; see {logs} in the data directory").format(
+            nodes=format_exits(summary.crashed), logs=log_files(summary.crashed)))
+    if summary.stopped_outside:
+        lines.append(_("nodes stopped by a signal from outside the run: {nodes}").format(
+            nodes=format_exits(summary.stopped_outside)))
     if not summary.clients_finished:
         lines.append(_("some clients did not get every message acknowledged"))
     if not summary.settled:
@@ -224,9 +234,9 @@ def format_report_text(summary: object) -> str:
 
     assert isinstance(summary, RunSummary)
     text = format_report(summary.report)
-    if summary.exited:
+    if summary.crashed:
         # The report may end with "verification passed", so the last line gives the reason the run failed.
-        count = len(summary.exited)
+        count = len(summary.crashed)
         text += "\n" + ngettext("run failed: {count} node stopped on its own",
                                 "run failed: {count} nodes stopped on their own", count).format(count=count)
     return text
@@ -303,9 +313,35 @@ def command_node(role: str, args: argparse.Namespace) -> int:
     import os
 
     from cluster.node.main import run_node
+    from cluster.node.runtime import ListenError
 
     settings = node_settings(role, args, os.environ)
-    return run_node(settings)
+    try:
+        return run_node(settings)
+    except ListenError as error:
+        print(_("cluster: error: {error}").format(error=describe_listen_error(error)), file=sys.stderr)
+        return EXIT_USAGE
+
+
+def describe_listen_error(error: ListenError) -> str:
+    """Return why a node could not listen on a port, with the setting that chose the port and the fix."""
+    import errno
+    import os
+
+    setting = "--port / PORT" if error.port_kind == "client" else "--cluster-port / CLUSTER_PORT"
+    if error.errno == errno.EADDRINUSE:
+        return _("cannot listen on {host}:{port} ({setting}): another process already uses that port; stop it "
+                 "or choose another port").format(host=error.host, port=error.port, setting=setting)
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return _("cannot listen on {host}:{port} ({setting}): permission denied; choose a port from 1024 up").format(
+            host=error.host, port=error.port, setting=setting)
+    if error.errno == errno.EADDRNOTAVAIL:
+        return _("cannot listen on {host}:{port} ({setting}): this machine has no such address; check --bind "
+                 "and the node's address in SYNC_NODES or STORE_NODES").format(
+            host=error.host, port=error.port, setting=setting)
+    reason = os.strerror(error.errno) if error.errno else str(error.error)
+    return _("cannot listen on {host}:{port} ({setting}): {reason}").format(
+        host=error.host, port=error.port, setting=setting, reason=reason)
 
 
 def command_status(args: argparse.Namespace) -> int:
@@ -377,6 +413,15 @@ def command_health(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away, so that the flush at exit raises no second error."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["health"]:
@@ -419,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(_("cluster: interrupted"), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     parser.error(_("unknown command {command}").format(command=args.command))
     return EXIT_USAGE
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import multiprocessing
 import os
 import random
@@ -29,6 +30,7 @@ from typing import Any
 
 from cluster.core.bugs import Bug
 from cluster.core.messages import MAX_TEXT_BYTES
+from cluster.exits import crashes, outside_stops
 from cluster.files import DataFileError, layout_path
 from cluster.i18n import _
 from cluster.net.auth import KeyRing, generate_key, load_key_file, write_key_file
@@ -97,6 +99,16 @@ class RunSummary:
     exited: list[tuple[str, int, int | None]] = field(default_factory=list)  # see LocalCluster.unexpected_exits
     clients_finished: bool = True
     settled: bool = True  # the store caught up with the leader before the nodes stopped
+
+    @property
+    def crashed(self) -> list[tuple[str, int, int | None]]:
+        """The nodes in `exited` that crashed, which fails the run (see cluster.exits)."""
+        return crashes(self.exited)
+
+    @property
+    def stopped_outside(self) -> list[tuple[str, int, int | None]]:
+        """The nodes in `exited` that a signal from outside the run stopped."""
+        return outside_stops(self.exited)
 
 
 # --- Input ---------------------------------------------------------------------------
@@ -256,7 +268,8 @@ def free_ports(count: int) -> list[int]:
 
 
 def _node_main(settings: NodeSettings, log_path: Path, acked: Any = None) -> None:
-    from cluster.node.main import run_node
+    from cluster.node.main import EXIT_NODE_FAILED, run_node
+    from cluster.node.runtime import ListenError
 
     # The launcher handles Ctrl-C and stops every node with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -271,6 +284,11 @@ def _node_main(settings: NodeSettings, log_path: Path, acked: Any = None) -> Non
         # would print a traceback around it.
         print(f"{settings.role} {settings.node_id}: {error}", file=sys.stderr)
         status = EXIT_DATA_FILE_ERROR
+    except ListenError as error:
+        # Another process took the free port this run picked before the node bound it.
+        logging.getLogger(__name__).error("%s %d: %s", settings.role, settings.node_id, error)
+        print(f"{settings.role} {settings.node_id}: {error}", file=sys.stderr)
+        status = EXIT_NODE_FAILED
     sys.exit(status)
 
 
@@ -334,6 +352,8 @@ class LocalCluster:
 
         Call it before `stop_nodes`. A node stops on its own when a data file
         is damaged (exit code 2) or when one of its tasks raised (exit code 1).
+        It also stops when another process sends it a signal. `cluster.exits`
+        tells the two apart.
         """
         return [
             (role, node, process.exitcode)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import signal
 import time
 from dataclasses import dataclass
 from typing import TextIO
@@ -202,27 +201,6 @@ def wait_settled(cluster: LocalCluster) -> Settled:
                 return Settled(leader, primary, True)
         time.sleep(0.05)
     return Settled(leader, primary, False)
-
-
-def format_exits(exited: list[tuple[str, int, int | None]]) -> str:
-    """Name the nodes that stopped on their own and how they ended.
-
-    For example: "sync 3 (exit code 1), store 2 (ended by signal SIGKILL)".
-    """
-    return ", ".join(f"{role} {node} ({describe_exit(code)})" for role, node, code in exited)
-
-
-def describe_exit(code: int | None) -> str:
-    """Describe a process's end from its exit code; a negative code is the signal that ended it."""
-    if code is None:
-        return _("exit code unknown")
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = str(-code)
-        return _("ended by signal {name}").format(name=name)
-    return _("exit code {code}").format(code=code)
 
 
 def _count_failovers(options: RunOptions) -> tuple[int, int]:

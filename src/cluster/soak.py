@@ -52,7 +52,8 @@ def run_soak(
     rounds: int, seed: int, base: RunOptions, out: TextIO, network: bool = False,
 ) -> SoakTotals:
     """Run `rounds` chaos rounds (and network scenarios with `network`), printing one line per round."""
-    from cluster.run import format_exits, run_cluster
+    from cluster.exits import format_exits
+    from cluster.run import run_cluster
 
     totals = SoakTotals()
     network_reason = None
@@ -76,10 +77,13 @@ def run_soak(
         totals.rounds += 1
         label = _("chaos seed {seed}").format(seed=round_seed)
         faults = ", ".join(summary.kills)
-        if summary.exited:
-            stopped = _("stopped on their own: {nodes}").format(nodes=format_exits(summary.exited))
+        if summary.crashed:
+            stopped = _("stopped on their own: {nodes}").format(nodes=format_exits(summary.crashed))
             faults = f"{faults}; {stopped}" if faults else stopped
-        finished = summary.clients_finished and not summary.exited
+        if summary.stopped_outside:
+            stopped = _("stopped from outside: {nodes}").format(nodes=format_exits(summary.stopped_outside))
+            faults = f"{faults}; {stopped}" if faults else stopped
+        finished = summary.clients_finished and not summary.crashed
         _add_run(totals, label, summary.report, finished, data_dir, out, faults)
 
         if network and network_reason is None:

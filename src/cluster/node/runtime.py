@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -60,6 +61,21 @@ AUTH_REPORT_SECONDS = 1.0
 # Hex digits of the connecting node's nonce that name a connection in `send`
 # and `recv` events: 64 random bits, enough to tell the connections of one run apart.
 CONNECTION_ID_HEX_DIGITS = 16
+
+
+class ListenError(OSError):
+    """A node could not listen on one of its ports; `port_kind` is "client" or "cluster"."""
+
+    def __init__(self, port_kind: str, host: str, port: int, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.port_kind = port_kind
+        self.host = host
+        self.port = port
+        self.error = error
+
+    def __str__(self) -> str:
+        reason = os.strerror(self.errno) if self.errno else str(self.error)
+        return f"cannot listen on {self.host}:{self.port}, the {self.port_kind} port: {reason}"
 
 
 class NodeRuntime:
@@ -132,7 +148,13 @@ class NodeRuntime:
         for signum in stop_signals():
             loop.add_signal_handler(signum, self.stopping.set)
 
-        await self._listen()
+        try:
+            await self._listen()
+        except ListenError:
+            for server in self.servers:
+                server.close()
+            self.events.close()
+            raise
         for link in self.links.values():
             link.start()
         self.tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
@@ -153,6 +175,11 @@ class NodeRuntime:
         for task in self.tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 logger.error("%s %d: %s failed", self.role, self.node_id, task.get_name(), exc_info=task.exception())
+                self.failed_task = task.get_name()
+            elif task.done() and not self.stopping.is_set():
+                # A task returns only after a stop request, so this one ended by mistake. Exit code 0 would
+                # say that the node was asked to stop.
+                logger.error("%s %d: %s ended while the node was running", self.role, self.node_id, task.get_name())
                 self.failed_task = task.get_name()
         await self.shutdown()
         if self.failure is not None:
@@ -189,8 +216,12 @@ class NodeRuntime:
 
     async def _listen(self) -> None:
         host = self.settings.bind_host
-        self.servers.append(await asyncio.start_server(self._serve_peer, host, self.settings.cluster_port))
-        self.servers.append(await asyncio.start_server(self._serve_client, host, self.settings.port))
+        for kind, serve, port in (("cluster", self._serve_peer, self.settings.cluster_port),
+                                  ("client", self._serve_client, self.settings.port)):
+            try:
+                self.servers.append(await asyncio.start_server(serve, host, port))
+            except OSError as error:
+                raise ListenError(kind, host, port, error) from error
 
     # --- Inbound connections -----------------------------------------------------------
 

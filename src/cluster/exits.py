@@ -1,0 +1,72 @@
+"""How a node process of a local run ended, when the run did not stop it.
+
+A node ends for one of two kinds of reasons:
+
+- a crash: one of its tasks raised (exit code 1), a data file was damaged
+  (exit code 2), or the process died of a fault of its own, such as
+  SIGSEGV or SIGABRT. A crash is a bug or damaged data, so the run fails;
+- a stop from outside: another process sent it SIGKILL, SIGTERM, SIGINT,
+  SIGHUP or SIGQUIT, such as a student's `kill -9` in the lab or the
+  kernel's out-of-memory killer. A node that shuts down cleanly exits with
+  code 0, which it does only after a stop signal. The cluster must survive
+  such a stop like any other failure, so the run reports it and goes on.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from cluster.i18n import _
+
+# Signals that people, supervisors and the kernel send to stop a process, as
+# opposed to the ones a process raises on itself when it fails.
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
+
+Exit = tuple[str, int, int | None]  # role, node id, exit code (negative: the signal that ended it)
+
+
+def stopped_from_outside(code: int | None) -> bool:
+    """Return True when exit code `code` means a signal from outside the node ended it."""
+    if code is None:
+        return False
+    if code == 0:
+        return True  # a node exits 0 only after it handled SIGTERM or SIGINT
+    return code < 0 and -code in OUTSIDE_SIGNALS
+
+
+def crashes(exited: list[Exit]) -> list[Exit]:
+    """Return the exits of `exited` that were crashes of the node itself."""
+    return [item for item in exited if not stopped_from_outside(item[2])]
+
+
+def outside_stops(exited: list[Exit]) -> list[Exit]:
+    """Return the exits of `exited` that a signal from outside the node caused."""
+    return [item for item in exited if stopped_from_outside(item[2])]
+
+
+def describe_exit(code: int | None) -> str:
+    """Return how a process ended, from its exit code; a negative code is the signal that ended it."""
+    if code is None:
+        return _("exit code unknown")
+    if code == 0:
+        return _("shut down after a stop signal")
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return _("ended by signal {name}").format(name=name)
+    return _("exit code {code}").format(code=code)
+
+
+def format_exits(exited: list[Exit]) -> str:
+    """Return the nodes in `exited` and how each ended.
+
+    For example: "sync 3 (exit code 1), store 2 (ended by signal SIGKILL)".
+    """
+    return ", ".join(f"{role} {node} ({describe_exit(code)})" for role, node, code in exited)
+
+
+def log_files(exited: list[Exit]) -> str:
+    """Return the log file of each node in `exited`, relative to the data directory."""
+    return ", ".join(f"logs/{role}_{node}.log" for role, node, _code in exited)
