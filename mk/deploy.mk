@@ -20,7 +20,7 @@ MANIFEST_ARGS ?=
 
 # Stop with a one-line error unless the command $(1) is on PATH.
 require_tool = @command -v $(1) >/dev/null 2>&1 || { \
-	echo "error: $(1) not found on PATH; install it to use 'make $@' (see docs/deploy.md)" >&2; \
+	echo "error: $(1) not found on PATH; install it to use 'make $@' (see docs/deploy.md or docs/pt-BR/deploy.md)" >&2; \
 	exit 127; }
 
 # Stop with a one-line error unless the Docker Compose v2 plugin is installed.

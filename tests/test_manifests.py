@@ -887,7 +887,8 @@ def test_make_target_reports_missing_tool(target: str, tool: str, tmp_path: Path
 
     assert result.returncode != 0
     assert our_lines == [
-        f"error: {tool} not found on PATH; install it to use 'make {target}' (see docs/deploy.md)"
+        f"error: {tool} not found on PATH; install it to use 'make {target}'"
+        " (see docs/deploy.md or docs/pt-BR/deploy.md)"
     ]
     assert result.stdout == ""
 

@@ -85,6 +85,25 @@ def test_check_without_docker_exits_3(monkeypatch: pytest.MonkeyPatch,
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     assert out[0].startswith("Docker is not available: no docker binary")
+    assert "`make check CHECKER=tlc TLA2TOOLS=build/spec/tla2tools.jar`" in out[0]
+
+
+def test_check_bug_without_docker_hints_check_bug(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(spec_check.shutil, "which", lambda name: None)
+
+    status = spec_check.main(["check-bug", "early_ack"])
+
+    assert status == 3
+    out = capsys.readouterr().out
+    assert "`make check-bug BUG=early_ack CHECKER=tlc TLA2TOOLS=build/spec/tla2tools.jar`" in out
+    assert "`make check " not in out
+
+
+def test_tla2tools_jar_matches_makefile() -> None:
+    makefile = (ROOT / "mk" / "spec.mk").read_text(encoding="utf-8")
+
+    assert f"TLA2TOOLS_JAR := {spec_check.TLA2TOOLS_JAR}\n" in makefile
 
 
 def test_cfg_properties_reads_sections() -> None:

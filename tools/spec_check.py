@@ -47,6 +47,10 @@ EXIT_ERROR = 2
 EXIT_NO_DOCKER = 3
 EXIT_NO_TLC = 4
 
+# Where `make tla2tools` puts the TLC jar, relative to the repository root
+# that make runs from (TLA2TOOLS_JAR in mk/spec.mk).
+TLA2TOOLS_JAR = "build/spec/tla2tools.jar"
+
 # Python enum values of cluster.core.bugs.Bug, mapped to the spec's bug names.
 BUG_ALIASES = {
     "double_vote": "DoubleVote",
@@ -321,16 +325,27 @@ def print_table(rows: Sequence[CheckResult]) -> None:
             print(f"{r.config} {r.invariant}: {r.detail}")
 
 
+def make_command(command: str, bug: str | None) -> str:
+    """Return the make command line that runs `command`, for the hints that suggest rerunning it."""
+    if command == "check-bug":
+        return f"make check-bug BUG={bug}"
+    return "make check"
+
+
 def run_configs(
-    configs: Sequence[ModelConfig], checker: str, jar: Path | None, workers: int
+    configs: Sequence[ModelConfig], checker: str, jar: Path | None, workers: int, rerun: str
 ) -> list[CheckResult] | int:
-    """Check `configs`; return the rows, or an exit status when no checker can run."""
+    """Check `configs` and return the rows, or an exit status when no checker can run.
+
+    `rerun` is the make command line the user ran. When Docker is missing,
+    the printed hint repeats it with TLC as the checker.
+    """
     rows: list[CheckResult] = []
     if checker == "apalache":
         problem = docker_problem()
         if problem is not None:
-            print(f"Docker is not available: {problem}; "
-                  "install Docker or run `make check CHECKER=tlc TLA2TOOLS=/path/to/tla2tools.jar`.")
+            print(f"Docker is not available: {problem}; install Docker, or fetch TLC with "
+                  f"`make tla2tools` and run `{rerun} CHECKER=tlc TLA2TOOLS={TLA2TOOLS_JAR}`.")
             return EXIT_NO_DOCKER
         for config in configs:
             if config.tlc_only:
@@ -379,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as error:
             print(error)
             return EXIT_ERROR
-        outcome = run_configs([config], args.checker, jar, args.workers)
+        outcome = run_configs([config], args.checker, jar, args.workers,
+                              make_command(args.command, args.bug))
         if isinstance(outcome, int):
             return outcome
         print_table(outcome)
@@ -399,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{', '.join(sorted(known))}")
             return EXIT_ERROR
         configs = [known[name] for name in args.config]
-    outcome = run_configs(configs, args.checker, jar, args.workers)
+    outcome = run_configs(configs, args.checker, jar, args.workers,
+                          make_command(args.command, args.bug))
     if isinstance(outcome, int):
         return outcome
     print_table(outcome)
