@@ -158,10 +158,10 @@ BROKEN_FILES = [
     ("wal seq not numeric", _replace_first_seq("one"), "seq must be a non-negative decimal integer", RESTORE_HINT),
     ("wal shorter than backup", _shorten_wal, "committed entries, but", RESTORE_HINT),
     ("sync state not json", _write("sync_1.state.json", "{not json"), "invalid state file", RESET_HINT),
-    ("sync state not object", _write("sync_1.state.json", "[1, 2]\n"), "expected a JSON object, found a list",
+    ("sync state not object", _write("sync_1.state.json", "[1, 2]\n"), "expected a JSON object, found [1, 2]",
      RESET_HINT),
     ("store state not json", _write("store_2.state.json", ""), "invalid state file", RESTORE_HINT),
-    ("store state not object", _write("store_1.state.json", "7\n"), "expected a JSON object, found a int",
+    ("store state not object", _write("store_1.state.json", "7\n"), "expected a JSON object, found 7",
      RESTORE_HINT),
 ]
 

@@ -10,7 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cluster.core.bugs import Bug
 from cluster.core.messages import MAX_TEXT_BYTES
+from cluster.error_text import describe_json_error, describe_os_error, json_value_text
 from cluster.files import DataFileError
 from cluster.i18n import _, format_message, ngettext
 from cluster.node.settings import (
@@ -26,7 +28,7 @@ from cluster.node.settings import (
     resolve_key_ring,
     resolve_node_id,
 )
-from cluster.status import format_table, query_all, query_status
+from cluster.status import SINGLE_NODE, describe_query_error, format_table, query_all, query_status
 from cluster.wire import ProtocolError
 
 if TYPE_CHECKING:
@@ -46,9 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         description=_("Cluster Sync and Cluster Store: leader election, primary-backup remote write "
                       "and Lamport clocks, run as local processes."),
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Translators: the placeholder for the subcommand name in the usage line of `cluster --help`.
+    commands = parser.add_subparsers(dest="command", required=True, metavar=_("COMMAND"))
 
-    run = commands.add_parser("run", help=_("run a whole cluster on this machine and verify the result"))
+    run_help = _("run a whole cluster on this machine and verify the result")
+    run = commands.add_parser("run", help=run_help, description=_(
+        "Start sync nodes, store nodes and clients on this machine, one process per node, on free loopback "
+        "ports. The clients send their messages through the cluster. Then the nodes stop, and the data "
+        "directory is checked as `cluster verify` checks it. The exit status is 0 when every message was "
+        "acknowledged and every check passed."))
     run.add_argument("--sync", type=int, default=5, help=_("number of sync nodes (default: 5)"))
     run.add_argument("--store", type=int, default=3, help=_("number of store nodes (default: 3)"))
     run.add_argument("--clients", type=int, default=5, help=_("number of clients (default: 5)"))
@@ -64,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=_("kill and restart the sync leader and the store primary while clients send"))
     run.add_argument("--fresh", action="store_true",
                      help=_("remove the files of an earlier run from the data directory first"))
-    run.add_argument("--bug", default="", help=_("switch on named protocol mistakes, comma-separated"))
+    run.add_argument("--bug", default="", help=_bug_help())
     run.add_argument("--rate", type=float,
                      help=_("new messages per second per client (default: as fast as possible; "
                             "with --chaos, spread over about 3 s)"))
@@ -72,14 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help=_("log every message between sync and store nodes in their event logs, "
                             "so cluster diagram draws one arrow per message"))
 
-    soak = commands.add_parser("soak", help=_("run many seeded chaos rounds and print the totals"))
+    soak_help = _("run many seeded chaos rounds and print the totals")
+    soak = commands.add_parser("soak", help=soak_help, description=soak_help)
     soak.add_argument("--rounds", type=int, default=10, help=_("number of rounds (default: 10)"))
     soak.add_argument("--seed", type=int, default=1,
                       help=_("seed of the first round; round i uses seed + i - 1 (default: 1)"))
     soak.add_argument("--clients", type=int, default=5, help=_("clients in each chaos run (default: 5)"))
     soak.add_argument("--messages", type=int, default=200,
                       help=_("messages per client in each chaos run (default: 200)"))
-    soak.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "soak",
+    soak.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "soak", metavar="DIR",
                       help=_("directory for the rounds; a failing round is kept in DIR/round_<iii> "
                              "(default: shared_data/soak)"))
     soak.add_argument("--network", action="store_true",
@@ -88,11 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "that its clients send until its fault ends"))
 
     for role in ("sync", "store"):
-        node = commands.add_parser(role, help=_("run one {role} node (flags or environment variables)").format(
-            role=role))
+        node_help = _("run one {role} node (flags or environment variables)").format(role=role)
+        node = commands.add_parser(role, help=node_help, description=node_help)
         _add_node_flags(node)
 
-    client = commands.add_parser("client", help=_("run one client (flags or environment variables)"))
+    client_help = _("run one client (flags or environment variables)")
+    client = commands.add_parser("client", help=client_help, description=client_help)
     client.add_argument("--id", type=int, help=_("client id, from 1 (environment: ID)"))
     client.add_argument("--sync-nodes", help=_("host:port:cluster_port of every sync node (environment: SYNC_NODES)"))
     client.add_argument("--messages", type=int, help=_("messages to send (environment: MESSAGES, default: 50)"))
@@ -101,18 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--rate", type=float,
                         help=_("new messages per second (environment: RATE, default: as fast as possible)"))
 
-    status = commands.add_parser("status", help=_("show role, term, epoch and commit index of every node"))
-    status.add_argument("--data-dir", type=Path, help=_("read node addresses from DIR/cluster.json of a local run"))
+    status_help = _("show role, term, epoch and commit index of every node")
+    status = commands.add_parser("status", help=status_help, description=status_help)
+    status.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help=_("read node addresses from DIR/cluster.json of a local run (default: shared_data)"))
     status.add_argument("--sync-nodes", help=_("host:port:cluster_port of every sync node"))
     status.add_argument("--store-nodes", help=_("host:port:cluster_port of every store node"))
     status.add_argument("--host", default="127.0.0.1", help=_("host of a single node (default: 127.0.0.1)"))
     status.add_argument("--port", type=int, help=_("client port of a single node to ask"))
     status.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
 
-    verify = commands.add_parser("verify", help=_("check a data directory against the cluster's guarantees"))
+    verify_help = _("check a data directory against the cluster's guarantees")
+    verify = commands.add_parser("verify", help=verify_help, description=verify_help)
     verify.add_argument("data_dir", type=Path, metavar="DIR", help=_("data directory of a finished run"))
 
-    _add_health_flags(commands.add_parser("health", help=_health_help()))
+    _add_health_flags(commands.add_parser("health", help=_health_help(), description=_health_help()))
 
     from cluster.diagram import add_diagram_parser
     from cluster.sim.cli import add_simulate_parser
@@ -122,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_diagram_parser(commands)
 
     return parser
+
+
+def _bug_help() -> str:
+    known = ", ".join(bug.value for bug in Bug)
+    return _("switch on named protocol mistakes, comma-separated; known bugs: {known}").format(known=known)
 
 
 def _health_help() -> str:
@@ -142,7 +160,7 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
                         help=_("host:port:cluster_port of every store node (environment: STORE_NODES)"))
     parser.add_argument("--data-dir", type=Path, help=_("data directory (environment: DATA_DIR)"))
     parser.add_argument("--bind", default="0.0.0.0", help=_("address to listen on (default: 0.0.0.0)"))
-    parser.add_argument("--bug", default="", help=_("switch on named protocol mistakes, comma-separated"))
+    parser.add_argument("--bug", default="", help=_bug_help())
     parser.add_argument("--seed", type=int, help=_("seed for election timeouts (default: random)"))
     parser.add_argument("--key-file", type=Path,
                         help=_("file of hex cluster keys, one per line; the first signs, all are accepted "
@@ -261,13 +279,15 @@ def node_settings(role: str, args: argparse.Namespace, env: Mapping[str, str]) -
     check_member(node_id, sync_nodes if role == "sync" else store_nodes, role)
     port = parse_port(_flag_or_env(args.port, env, "PORT"), "PORT")
     cluster_port = parse_port(_flag_or_env(args.cluster_port, env, "CLUSTER_PORT"), "CLUSTER_PORT")
+    bugs = parse_bugs_flag(args.bug)
+    trace_messages = _env_flag(env, "TRACE_MESSAGES")
+    # The key ring comes last because it may create DATA_DIR/cluster.key, and a rejected setting must leave no file.
     keys, key_warning = resolve_key_ring(args.key_file, env, data_dir)
     if key_warning is not None:
         print(_("cluster: warning: {warning}").format(warning=key_warning), file=sys.stderr)
     return NodeSettings(
         role, node_id, sync_nodes, store_nodes, data_dir, bind_host=args.bind, port=port,
-        cluster_port=cluster_port, bugs=parse_bugs_flag(args.bug), seed=args.seed, keys=keys,
-        trace_messages=_env_flag(env, "TRACE_MESSAGES"),
+        cluster_port=cluster_port, bugs=bugs, seed=args.seed, keys=keys, trace_messages=trace_messages,
     )
 
 
@@ -298,7 +318,8 @@ def _env_flag(env: Mapping[str, str], name: str) -> bool:
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise SettingsError(_("{name} must be 1 or 0, got {value!r}").format(name=name, value=env[name]))
+    raise SettingsError(_("{name} must be 1, true, yes or on to switch it on, or 0, false, no, off or empty to "
+                          "switch it off (in any case), got {value!r}").format(name=name, value=env[name]))
 
 
 def _flag_or_env(flag: str | None, env: Mapping[str, str], name: str) -> str:
@@ -326,7 +347,8 @@ def command_node(role: str, args: argparse.Namespace) -> int:
 def describe_listen_error(error: ListenError) -> str:
     """Return why a node could not listen on a port, with the setting that chose the port and the fix."""
     import errno
-    import os
+
+    from cluster.error_text import describe_os_error
 
     setting = "--port / PORT" if error.port_kind == "client" else "--cluster-port / CLUSTER_PORT"
     if error.errno == errno.EADDRINUSE:
@@ -339,15 +361,15 @@ def describe_listen_error(error: ListenError) -> str:
         return _("cannot listen on {host}:{port} ({setting}): this machine has no such address; check --bind "
                  "and the node's address in SYNC_NODES or STORE_NODES").format(
             host=error.host, port=error.port, setting=setting)
-    reason = os.strerror(error.errno) if error.errno else str(error.error)
     return _("cannot listen on {host}:{port} ({setting}): {reason}").format(
-        host=error.host, port=error.port, setting=setting, reason=reason)
+        host=error.host, port=error.port, setting=setting, reason=describe_os_error(error.error))
 
 
 def command_status(args: argparse.Namespace) -> int:
     from cluster.launcher import find_leader, find_primary
     if args.port is not None:
-        targets = [("node", 1, args.host, parse_port(str(args.port), "--port"))]
+        # The kind of node is unknown, so `format_table` labels this row with the node id of its reply.
+        targets = [(SINGLE_NODE, 1, args.host, parse_port(str(args.port), "--port"))]
     else:
         sync_nodes, store_nodes = _status_addresses(args)
         targets = [("sync", index, address.host, address.port) for index, address in enumerate(sync_nodes, 1)]
@@ -360,7 +382,7 @@ def command_status(args: argparse.Namespace) -> int:
                  "role": s.reply.role, "term": s.reply.term, "leader": s.reply.leader, "epoch": s.reply.epoch,
                  "primary": s.reply.primary, "commit": s.reply.commit, "log_len": s.reply.log_len})}
             for s in statuses
-        ], indent=2))
+        ], indent=2, ensure_ascii=False))
     else:
         print(format_table(statuses))
         leader, primary = find_leader(statuses), find_primary(statuses)
@@ -379,15 +401,43 @@ def _status_addresses(args: argparse.Namespace) -> tuple[tuple[NodeAddress, ...]
     data_dir = args.data_dir or DEFAULT_DATA_DIR
     layout_path = data_dir / "cluster.json"
     try:
-        layout = json.loads(layout_path.read_text(encoding="utf-8"))
-        return (parse_node_list(",".join(layout["sync_nodes"]), "sync_nodes"),
-                parse_node_list(",".join(layout["store_nodes"]), "store_nodes"))
+        text = layout_path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise SettingsError(_("{path} not found; pass --data-dir of a running local cluster, "
                               "--sync-nodes and --store-nodes, or --port").format(path=layout_path)) from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise SettingsError(_("{path} is not a valid cluster layout ({error})").format(
-            path=layout_path, error=error)) from None
+    except OSError as error:
+        raise SettingsError(_("cannot read {path}: {reason}; pass --data-dir of a running local cluster, "
+                              "--sync-nodes and --store-nodes, or --port").format(
+            path=layout_path, reason=describe_os_error(error))) from None
+    except UnicodeDecodeError:
+        raise SettingsError(_("{path} is not UTF-8 text; {layout}").format(
+            path=layout_path, layout=_layout_hint())) from None
+    try:
+        layout = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SettingsError(_("{path} is not valid JSON ({reason}); {layout}").format(
+            path=layout_path, reason=describe_json_error(error), layout=_layout_hint())) from None
+    return _layout_nodes(layout, layout_path, "sync_nodes"), _layout_nodes(layout, layout_path, "store_nodes")
+
+
+def _layout_hint() -> str:
+    return _("cluster.json must be a JSON object with the keys \"sync_nodes\" and \"store_nodes\", each a list "
+             "of \"host:port:cluster_port\" strings, as `cluster run` writes it")
+
+
+def _layout_nodes(layout: object, path: Path, key: str) -> tuple[NodeAddress, ...]:
+    """Return the addresses listed under `key` of a parsed cluster.json, or raise SettingsError naming the fault."""
+    if not isinstance(layout, dict):
+        raise SettingsError(_("{path} contains {value} instead of a JSON object; {layout}").format(
+            path=path, value=json_value_text(layout), layout=_layout_hint()))
+    if key not in layout:
+        raise SettingsError(_("{path} has no key \"{key}\"; {layout}").format(
+            path=path, key=key, layout=_layout_hint()))
+    entries = layout[key]
+    if not isinstance(entries, list) or not all(isinstance(entry, str) for entry in entries):
+        raise SettingsError(_("{path}: \"{key}\" must be a list of strings, found {value}; {layout}").format(
+            path=path, key=key, value=json_value_text(entries), layout=_layout_hint()))
+    return parse_node_list(",".join(entries), f"{path} \"{key}\"")
 
 
 def command_verify(args: argparse.Namespace) -> int:
@@ -405,8 +455,9 @@ def command_health(args: argparse.Namespace) -> int:
     try:
         reply = asyncio.run(query_status(args.host, port))
     except (OSError, TimeoutError, ProtocolError, EOFError) as error:
-        print(_("node at {host}:{port} did not answer: {error}").format(
-            host=args.host, port=port, error=str(error) or type(error).__name__), file=sys.stderr)
+        print(_("node at {host}:{port} did not answer: {reason}; check that a node runs there and that --host "
+                "and --port give its client port").format(
+            host=args.host, port=port, reason=describe_query_error(error)), file=sys.stderr)
         return EXIT_FAILED
     print(_("{role} {node} term {term} epoch {epoch}").format(
         role=reply.role, node=reply.node, term=reply.term, epoch=reply.epoch))

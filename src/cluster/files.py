@@ -39,6 +39,7 @@ from typing import IO, Any
 from cluster.core.bugs import Bug
 from cluster.core.messages import Entry
 from cluster.core.output import OutputDecision, OutputState, append_output, raise_fence
+from cluster.error_text import describe_json_error, describe_unicode_error, json_value_text
 from cluster.i18n import _, ngettext
 
 logger = logging.getLogger(__name__)
@@ -300,17 +301,22 @@ def _parse_line_bytes(raw: bytes, path: StrPath, line_number: int) -> Entry:
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataFileError(path, _("line is not valid UTF-8: {error}").format(error=exc), line_number) from None
+        reason = _("line is not valid UTF-8: {error}").format(error=describe_unicode_error(exc))
+        raise DataFileError(path, reason, line_number) from None
     return parse_entry(line, path, line_number)
 
 
 def _warn_partial_line(path: Path, partial_bytes: int, action: str) -> None:
     if action == "removed":
-        message = _("{path}: removed a partial last line of {count} bytes without a newline, left by a crash "
-                    "during an earlier write")
+        message = ngettext("{path}: removed a partial last line of {count} byte without a newline, left by a crash "
+                           "during an earlier write",
+                           "{path}: removed a partial last line of {count} bytes without a newline, left by a crash "
+                           "during an earlier write", partial_bytes)
     else:
-        message = _("{path}: ignored a partial last line of {count} bytes without a newline, left by a crash "
-                    "during an earlier write")
+        message = ngettext("{path}: ignored a partial last line of {count} byte without a newline, left by a crash "
+                           "during an earlier write",
+                           "{path}: ignored a partial last line of {count} bytes without a newline, left by a crash "
+                           "during an earlier write", partial_bytes)
     logger.warning("%s", message.format(path=path, count=partial_bytes))
 
 
@@ -824,11 +830,14 @@ class StateFile:
             return None
         try:
             state = json.loads(raw.decode("utf-8"))
-        except ValueError as exc:  # UnicodeDecodeError or json.JSONDecodeError
-            reason = _("invalid state file ({error})").format(error=exc)
+        except UnicodeDecodeError as exc:
+            reason = _("invalid state file ({error})").format(error=describe_unicode_error(exc))
+            raise DataFileError(self.path, _with_reset_hint(reason, self.path)) from None
+        except json.JSONDecodeError as exc:
+            reason = _("invalid state file ({error})").format(error=describe_json_error(exc))
             raise DataFileError(self.path, _with_reset_hint(reason, self.path)) from None
         if not isinstance(state, dict):
-            reason = _("expected a JSON object, found a {kind}").format(kind=type(state).__name__)
+            reason = _("expected a JSON object, found {value}").format(value=json_value_text(state))
             raise DataFileError(self.path, _with_reset_hint(reason, self.path))
         return state
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from cluster.core.bugs import Bug
 from cluster.core.messages import MAX_TEXT_BYTES
+from cluster.error_text import describe_os_error
 from cluster.exits import crashes, outside_stops
 from cluster.files import DataFileError, layout_path
 from cluster.i18n import _
@@ -126,7 +127,8 @@ def load_texts(options: RunOptions) -> list[list[str]]:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise RunError(_("cannot read --input {path}: {error}").format(path=path, error=error.strerror)) from None
+        raise RunError(_("cannot read --input {path}: {reason}; pass a UTF-8 text file with one message per "
+                         "line").format(path=path, reason=describe_os_error(error))) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -185,8 +187,12 @@ def lock_data_dir(data_dir: Path) -> Iterator[None]:
     except OSError as error:
         # A parent that is a file, or a read-only or missing mount, would otherwise end in a traceback.
         raise RunError(_("cannot create --data-dir {path}: {reason}; pass a directory you can write to").format(
-            path=data_dir, reason=error.strerror)) from None
-    fd = os.open(data_dir / RUN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            path=data_dir, reason=describe_os_error(error))) from None
+    try:
+        fd = os.open(data_dir / RUN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise RunError(_("cannot create {path}: {reason}; pass a --data-dir you can write to").format(
+            path=data_dir / RUN_LOCK_NAME, reason=describe_os_error(error))) from None
     busy = _("--data-dir {path} is in use by another `cluster run`; wait for that run to finish, "
              "or pass another --data-dir").format(path=data_dir)
     with _flocked(fd, fcntl.LOCK_EX, busy):
@@ -208,6 +214,9 @@ def lock_data_dir_shared(data_dir: Path) -> Iterator[None]:
     except (FileNotFoundError, NotADirectoryError):
         yield
         return
+    except OSError as error:
+        raise RunError(_("cannot open {path}: {reason}; check the permissions of the data directory").format(
+            path=data_dir / RUN_LOCK_NAME, reason=describe_os_error(error))) from None
     busy = _("{path} is in use by a running cluster, whose files are still changing; wait for "
              "`cluster run` to finish, or stop its node processes, then verify again").format(path=data_dir)
     with _flocked(fd, fcntl.LOCK_SH, busy):

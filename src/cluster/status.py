@@ -6,16 +6,19 @@ import asyncio
 from dataclasses import dataclass
 
 from cluster.core.messages import StatusReply, StatusRequest
-from cluster.i18n import _
+from cluster.error_text import describe_os_error
+from cluster.i18n import _, format_message
 from cluster.net.transport import write_unless_closed
 from cluster.wire import ProtocolError, encode, read_frame
 
 STATUS_TIMEOUT_SECONDS = 1.0
+# The `role` of a node queried by address alone, whose kind (sync or store) is not known.
+SINGLE_NODE = "node"
 
 
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
-    role: str  # "sync" or "store", as configured
+    role: str  # "sync" or "store", as configured, or SINGLE_NODE
     node: int
     host: str
     port: int
@@ -51,9 +54,31 @@ async def query_all(
         try:
             return NodeStatus(role, node, host, port, await query_status(host, port, timeout))
         except (OSError, TimeoutError, ProtocolError, EOFError) as error:
-            return NodeStatus(role, node, host, port, None, str(error) or type(error).__name__)
+            return NodeStatus(role, node, host, port, None, describe_query_error(error, timeout))
 
     return list(await asyncio.gather(*(one(*node) for node in nodes)))
+
+
+def describe_query_error(error: Exception, timeout: float = STATUS_TIMEOUT_SECONDS) -> str:
+    """Return why a status query failed, in the language of the messages."""
+    # TimeoutError is an OSError without an errno, so it is checked first.
+    if isinstance(error, TimeoutError):
+        return format_message(_("no reply within {seconds:.1f} s"), seconds=timeout)
+    if isinstance(error, EOFError):
+        return _("the node closed the connection without a reply")
+    if isinstance(error, OSError):
+        return describe_os_error(error)
+    return _("the reply is not a status reply of a cluster node")
+
+
+def _row_name(status: NodeStatus) -> str:
+    if status.role != SINGLE_NODE:
+        return f"{status.role} {status.node}"
+    # A node queried by address: its id is known only from its reply.
+    label = _("node")
+    if status.reply is None:
+        return label
+    return f"{label} {status.reply.node}"
 
 
 def format_table(statuses: list[NodeStatus]) -> str:
@@ -62,7 +87,7 @@ def format_table(statuses: list[NodeStatus]) -> str:
               _("log"))
     rows = [header]
     for status in statuses:
-        name = f"{status.role} {status.node}"
+        name = _row_name(status)
         address = f"{status.host}:{status.port}"
         reply = status.reply
         if reply is None:

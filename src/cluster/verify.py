@@ -16,10 +16,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from cluster.core.config import config_from_dict
 from cluster.core.messages import Entry, StoreConfig
+from cluster.error_text import (
+    describe_json_error,
+    describe_os_error,
+    describe_unicode_error,
+    json_error_reason,
+    json_value_text,
+)
 from cluster.files import (
     BackupFile,
     DataFileError,
@@ -32,7 +39,7 @@ from cluster.files import (
     read_entries,
     wal_path,
 )
-from cluster.i18n import _
+from cluster.i18n import _, ngettext
 from cluster.invariants import (
     Ack,
     acked_committed,
@@ -84,6 +91,15 @@ def verify(data_dir: Path) -> Report:
     when a file cannot be read or a node would reject it.
     """
     _check_run_directory(data_dir)
+    try:
+        return _verify_files(data_dir)
+    except OSError as error:
+        # A file of the run that cannot be read now, because of its permissions or a directory in its place.
+        path = error.filename if error.filename is not None else data_dir
+        raise _unreadable(path, error) from None
+
+
+def _verify_files(data_dir: Path) -> Report:
     _check_node_files(data_dir)
     output = read_entries(output_path(data_dir))
     backups = _load_backups(data_dir)
@@ -158,11 +174,12 @@ def format_report(report: Report) -> str:
         lines += [f"      - {violation}" for violation in shown]
         if len(check.violations) > len(shown):
             lines.append("      - " + _("... and {count} more").format(count=len(check.violations) - len(shown)))
-    lines.append(
-        _("{output} messages in output.txt; {acked} of {sent} sent messages acknowledged").format(
-            output=report.output_entries, acked=report.acknowledged, sent=report.sent
-        )
-    )
+    in_output = ngettext("{count} message in output.txt", "{count} messages in output.txt",
+                         report.output_entries).format(count=report.output_entries)
+    acknowledged = ngettext("{acked} of {sent} sent message acknowledged",
+                            "{acked} of {sent} sent messages acknowledged", report.sent).format(
+        acked=report.acknowledged, sent=report.sent)
+    lines.append(f"{in_output}; {acknowledged}")
     verdict = _("verification passed") if report.passed else _("verification FAILED")
     lines.append(verdict)
     return "\n".join(lines)
@@ -171,7 +188,16 @@ def format_report(report: Report) -> str:
 # --- Loading ------------------------------------------------------------------------
 
 
+def _unreadable(path: str | Path, error: OSError) -> DataFileError:
+    reason = describe_os_error(error)
+    return DataFileError(path, _("cannot be read: {reason}; check that it is a file you may read, as a run "
+                                 "writes it").format(reason=reason))
+
+
 def _check_run_directory(data_dir: Path) -> None:
+    if not data_dir.exists():
+        raise DataFileError(data_dir, _("not found; give `cluster verify` the data directory of a finished "
+                                        "run, for example `cluster verify shared_data`"))
     if not data_dir.is_dir():
         raise DataFileError(data_dir, _("is not a directory; give `cluster verify` the data directory of a finished "
                                         "run, for example `cluster verify shared_data`"))
@@ -214,14 +240,51 @@ def _load_backups(data_dir: Path) -> dict[int, list[Entry]]:
 def _final_config(data_dir: Path) -> StoreConfig | None:
     newest: StoreConfig | None = None
     for path in sorted(data_dir.glob("store_*.state.json")):
-        state = _read_json(path)
-        try:
-            config = config_from_dict(state["config"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise DataFileError(path, _("has no valid store configuration ({error})").format(error=error)) from None
+        config = config_from_dict(_check_config(path, _read_json(path)))
         if newest is None or config.key > newest.key:
             newest = config
     return newest
+
+
+# The integer fields of the "config" object of a store state file, and its
+# lists of node ids. Only "joining" may be missing (see `config_from_dict`).
+_CONFIG_INT_FIELDS = ("epoch", "term", "primary")
+_CONFIG_LIST_FIELDS = ("backups", "joining")
+
+
+def _check_config(path: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """Return the "config" object of a store state file, or raise DataFileError naming the field that is wrong."""
+    shape = _("a store state file holds \"config\": {\"epoch\": N, \"term\": N, \"primary\": ID, "
+              "\"backups\": [ID, ...], \"joining\": [ID, ...]}, as a store node writes it")
+    if "config" not in state:
+        raise DataFileError(path, _("the field \"config\" is missing; {shape}").format(shape=shape))
+    config = state["config"]
+    if not isinstance(config, dict):
+        raise DataFileError(path, _("\"config\" must be a JSON object, found {value}; {shape}").format(
+            value=json_value_text(config), shape=shape))
+    for name in _CONFIG_INT_FIELDS:
+        if name not in config:
+            raise DataFileError(path, _("the field \"config.{name}\" is missing; {shape}").format(
+                name=name, shape=shape))
+        if not _is_json_int(config[name]):
+            raise DataFileError(path, _("\"config.{name}\" must be an integer, found {value}; {shape}").format(
+                name=name, value=json_value_text(config[name]), shape=shape))
+    for name in _CONFIG_LIST_FIELDS:
+        if name not in config:
+            if name == "joining":
+                continue
+            raise DataFileError(path, _("the field \"config.{name}\" is missing; {shape}").format(
+                name=name, shape=shape))
+        value = config[name]
+        if not isinstance(value, list) or not all(_is_json_int(node) for node in value):
+            raise DataFileError(path, _("\"config.{name}\" must be a list of node ids, found {value}; "
+                                        "{shape}").format(name=name, value=json_value_text(value), shape=shape))
+    return config
+
+
+def _is_json_int(value: object) -> TypeGuard[int]:
+    # json.loads reads true and false as bool, which is a subclass of int.
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _load_clients(data_dir: Path) -> dict[int, ClientLog]:
@@ -230,18 +293,31 @@ def _load_clients(data_dir: Path) -> dict[int, ClientLog]:
         client = _node_id(path, "client_")
         log = clients.setdefault(client, ClientLog())
         for number, record in _read_json_lines(path):
-            try:
-                event = record["event"]
-                if event == "sent":
-                    log.sent[int(record["request_id"])] = (int(record["lamport"]), str(record["text"]))
-                elif event == "acked":
-                    log.acks.append(Ack(client, int(record["request_id"]), int(record["seq"])))
-                elif event == "finished":
-                    log.finished = True
-            except (KeyError, TypeError, ValueError) as error:
-                reason = _("record is missing a field ({error})").format(error=error)
-                raise DataFileError(path, reason, number) from None
+            event = record.get("event")
+            if event == "sent":
+                request = _int_field(record, "request_id", path, number)
+                lamport = _int_field(record, "lamport", path, number)
+                text = record.get("text")
+                if not isinstance(text, str):
+                    raise DataFileError(path, _("the \"sent\" record needs the field \"text\" with a string, "
+                                                "found {value}").format(value=json_value_text(text)), number)
+                log.sent[request] = (lamport, text)
+            elif event == "acked":
+                log.acks.append(Ack(client, _int_field(record, "request_id", path, number),
+                                    _int_field(record, "seq", path, number)))
+            elif event == "finished":
+                log.finished = True
     return clients
+
+
+def _int_field(record: dict[str, Any], name: str, path: Path, number: int) -> int:
+    """Return the integer field `name` of a JSON lines record, or raise DataFileError naming the field."""
+    value = record.get(name)
+    if not _is_json_int(value):
+        raise DataFileError(path, _("the \"{event}\" record needs the field \"{name}\" with an integer, "
+                                    "found {value}").format(event=record.get("event"), name=name,
+                                                            value=json_value_text(value)), number)
+    return value
 
 
 def _load_leaders(data_dir: Path) -> list[tuple[int, int]]:
@@ -250,11 +326,7 @@ def _load_leaders(data_dir: Path) -> list[tuple[int, int]]:
         node = _node_id(path, "events_sync_")
         for number, record in _read_json_lines(path):
             if record.get("event") == "became_leader":
-                try:
-                    leaders.append((int(record["term"]), node))
-                except (KeyError, TypeError, ValueError) as error:
-                    reason = _("became_leader record has no term ({error})").format(error=error)
-                    raise DataFileError(path, reason, number) from None
+                leaders.append((_int_field(record, "term", path, number), node))
     return leaders
 
 
@@ -268,26 +340,41 @@ def _node_id(path: Path, prefix: str) -> int:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise DataFileError(path, _("cannot be read as JSON ({error})").format(error=error)) from None
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    except UnicodeDecodeError as error:
+        raise DataFileError(path, _("is not valid UTF-8: {reason}").format(
+            reason=describe_unicode_error(error))) from None
+    except json.JSONDecodeError as error:
+        raise DataFileError(path, _("cannot be read as JSON ({error})").format(
+            error=describe_json_error(error))) from None
     if not isinstance(data, dict):
-        raise DataFileError(path, _("does not hold a JSON object"))
+        raise DataFileError(path, _("expected a JSON object, found {value}").format(value=json_value_text(data)))
     return data
 
 
 def _read_json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Return (line number, record) for each JSON object line of a log, skipping a cut last line."""
     records = []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    lines = path.read_bytes().split(b"\n")
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
         try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if number == len(lines):
+                continue  # a process killed while writing can cut a UTF-8 character
+            raise DataFileError(path, _("line is not valid UTF-8: {error}").format(
+                error=describe_unicode_error(error)), number) from None
+        try:
             record = json.loads(line)
-        except ValueError:
+        except json.JSONDecodeError as error:
             if number == len(lines):
                 continue  # a partial last line from a process that was killed
-            raise DataFileError(path, _("line is not valid JSON"), number) from None
+            raise DataFileError(path, _("line is not valid JSON at column {column}: {reason}").format(
+                column=error.colno, reason=json_error_reason(error)), number) from None
         if isinstance(record, dict):
             records.append((number, record))
     return records
@@ -317,8 +404,9 @@ def _exactly_once(output: list[Entry], acks: list[Ack]) -> list[str]:
 
 def _same_length(output: list[Entry], committed: list[Entry]) -> list[str]:
     if len(output) < len(committed):
-        return [_("output.txt holds {output} entries but the primary committed {committed}").format(
-            output=len(output), committed=len(committed))]
+        return [ngettext("output.txt holds {output} entry but the primary committed {committed}",
+                         "output.txt holds {output} entries but the primary committed {committed}",
+                         len(output)).format(output=len(output), committed=len(committed))]
     return []
 
 

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from cluster.error_text import describe_os_error
 from cluster.i18n import _
 from cluster.wire import MAX_FRAME_BYTES, WIRE_VERSION, ProtocolError
 
@@ -229,7 +230,7 @@ def load_key_file(path: Path, setting: str) -> KeyRing:
             source=source, hint=KEY_GENERATE_HINT, path=path)) from None
     except OSError as error:
         raise KeyConfigError(_("cannot read {source}: {reason}; check its path and permissions").format(
-            source=source, reason=error.strerror)) from None
+            source=source, reason=describe_os_error(error))) from None
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:

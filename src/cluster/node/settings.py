@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.core.bugs import Bug, parse_bugs
+from cluster.error_text import describe_os_error
 from cluster.i18n import _, ngettext
 from cluster.net.auth import KeyRing, generate_key, load_key_file, parse_keys, write_key_file
 
@@ -183,8 +184,12 @@ def resolve_key_ring(flag: Path | None, env: Mapping[str, str], data_dir: Path) 
         return parse_keys(key_value, "CLUSTER_KEY", separator=","), None
 
     path = data_dir / KEY_FILE_NAME
-    data_dir.mkdir(parents=True, exist_ok=True)
-    created = not path.exists() and write_key_file(path, generate_key(), replace=False)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        created = not path.exists() and write_key_file(path, generate_key(), replace=False)
+    except OSError as error:
+        raise SettingsError(_("cannot create the key file {path}: {reason}; pass a --data-dir you can write to, "
+                              "or set CLUSTER_KEY_FILE").format(path=path, reason=describe_os_error(error))) from None
     if created:
         warning = _("neither CLUSTER_KEY_FILE nor CLUSTER_KEY is set, so peers authenticate with the key file "
                     "{path} (created); nodes that do not share this data directory need CLUSTER_KEY_FILE")
