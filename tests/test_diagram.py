@@ -273,3 +273,127 @@ def test_trace_window_is_in_steps(crash_trace: Path, tmp_path: Path) -> None:
     early = _draw(crash_trace, tmp_path / "early.svg", "--to", "50", "--max-arrows", "100000")
 
     assert 0 < len(_groups(early, "message")) < len(_groups(everything, "message"))
+
+
+# --- Invalid log lines and empty selections ----------------------------------------------
+
+
+def _insert_line(path: Path, index: int, line: str) -> None:
+    """Insert `line` before line `index` (0-based) of `path`."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(index, line)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "reason"),
+    [
+        ("events_sync_1.jsonl", '{"time": 1800000000.1, "node": 1, "eve', "line is not valid JSON"),
+        ("client_1.jsonl", "[1, 2]", "line is not a JSON object"),
+        ("events_store_2.jsonl", '{"time": NaN, "node": 2, "event": "started"}',
+         'record has no valid "time" (a number of seconds), found nan'),
+        ("events_sync_3.jsonl", '{"time": 1800000000.1, "node": 3}', 'record has no "event"'),
+    ],
+    ids=["cut", "array", "nan time", "no event"],
+)
+def test_invalid_line_warned_by_location(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], file: str, line: str, reason: str
+) -> None:
+    _insert_line(run_dir / file, 1, line)
+
+    root = _draw(run_dir, tmp_path / "d.svg")
+
+    captured = capsys.readouterr()
+    notes = [str(text.text) for text in root.iter(f"{SVG}text") if text.get("class") == "note"]
+    assert captured.err == f"cluster diagram: warning: {run_dir / file}:2: {reason}; skipped this line\n"
+    assert f"1 invalid log lines were skipped, the first at {file}:2; the diagram may miss their events." in notes
+    assert len(_groups(root, "lane")) == 6
+
+
+def test_lane_kept_when_every_line_invalid(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (run_dir / "events_store_2.jsonl").write_text("garbage\n", encoding="utf-8")
+
+    root = _draw(run_dir, tmp_path / "d.svg")
+
+    lanes = [lane.get("data-node") for lane in _groups(root, "lane")]
+    assert lanes == ["sync 1", "sync 2", "sync 3", "store 1", "store 2", "client 1"]
+    assert "events_store_2.jsonl:1: line is not valid JSON" in capsys.readouterr().err
+
+
+def test_cut_last_line_noted_not_warned(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with (run_dir / "events_sync_2.jsonl").open("a", encoding="utf-8") as file:
+        file.write('{"time": 1800000001.6, "node": 2, "ev')
+
+    root = _draw(run_dir, tmp_path / "d.svg")
+
+    notes = [str(text.text) for text in root.iter(f"{SVG}text") if text.get("class") == "note"]
+    assert capsys.readouterr().err == ""
+    assert "1 unreadable log lines were skipped (partial lines left by killed nodes)." in notes
+
+
+def test_invalid_line_warnings_capped(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for _ in range(12):
+        _insert_line(run_dir / "client_1.jsonl", 0, "not json")
+
+    _draw(run_dir, tmp_path / "d.svg")
+
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 11
+    assert warnings[-1] == "cluster diagram: warning: ... and 2 more invalid log lines, also skipped"
+
+
+def test_only_invalid_lines_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "run"
+    data.mkdir()
+    (data / "events_sync_1.jsonl").write_text("garbage\n{}\n", encoding="utf-8")
+
+    code = main(["diagram", str(data), "-o", str(tmp_path / "d.svg")])
+
+    assert code == 2
+    assert capsys.readouterr().err == (f"cluster diagram: error: {data / 'events_sync_1.jsonl'}:1: line is not valid "
+                                       f"JSON; no log in {data} has a valid record\n")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--from", "nan"], "invalid --from nan: expected a time of 0 or more"),
+        (["--from", "-1"], "invalid --from -1: expected a time of 0 or more"),
+        (["--to", "inf"], "invalid --to inf: expected a time of 0 or more"),
+        (["--types", ""], "--types '' names no message type"),
+        (["--types", " , "], "--types ' , ' names no message type"),
+    ],
+    ids=["nan", "negative", "infinite", "empty types", "blank types"],
+)
+def test_invalid_filter_rejected(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    code = main(["diagram", str(run_dir), "-o", str(tmp_path / "d.svg"), *options])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith(f"cluster diagram: error: {message}")
+    assert not (tmp_path / "d.svg").exists()
+
+
+def test_empty_window_explained(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _draw(run_dir, tmp_path / "d.svg", "--from", "1e9")
+
+    expected = "note: nothing matches --from 1e+09: the run covers 0 s to 1.5 s after its first event"
+    notes = [str(text.text) for text in root.iter(f"{SVG}text") if text.get("class") == "note"]
+    assert capsys.readouterr().out.splitlines()[-1] == expected
+    assert expected in notes
+
+
+def test_nonempty_window_has_no_note(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _draw(run_dir, tmp_path / "d.svg", "--from", "0.5")
+
+    assert "nothing matches" not in capsys.readouterr().out
+
+
+def test_empty_trace_window_in_steps(crash_trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    steps = len(json.loads(crash_trace.read_text(encoding="utf-8"))["events"])
+
+    _draw(crash_trace, tmp_path / "d.svg", "--from", "1e9", "--types", "VoteReply")
+
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"note: nothing matches --from 1e+09 --types VoteReply: the trace covers steps 0 to {steps}")

@@ -268,6 +268,58 @@ def test_simulate_replay_note_portuguese(
         "nota: o trace não registrou violação, mas a reprodução encontrou ElectionSafetyInv")
 
 
+def test_simulate_replay_not_reproduced_portuguese(
+        double_vote_trace: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
+    _, path = double_vote_trace
+    trace = json.loads(path.read_text(encoding="utf-8"))
+    trace["events"] = []
+    trace["recovery_start"] = None
+    edited = tmp_path / "no_events.json"
+    edited.write_text(json.dumps(trace), encoding="utf-8")
+
+    result = _cluster(["simulate", "--replay", str(edited)], PORTUGUESE)
+
+    assert result.returncode == 3
+    assert result.stdout.splitlines()[-1] == (
+        "nota: o trace registrou ElectionSafetyInv, mas a reprodução não encontrou violação")
+
+
+def test_simulate_trace_seed_portuguese(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps({**TRACE_WITH_BAD_EVENT, "events": [], "seed": "abc"}), encoding="utf-8")
+
+    result = _cluster(["simulate", "--replay", str(path)], PORTUGUESE)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'cluster simulate: erro: {path} é inválido: "seed" deve ser um inteiro de 0 a {2**63 - 1}, mas é \'abc\'')
+
+
+def test_diagram_invalid_line_portuguese(tmp_path: Path) -> None:
+    data = tmp_path / "run"
+    data.mkdir()
+    log = data / "events_sync_1.jsonl"
+    log.write_text('{"time": 1.0, "node": 1, "event": "started"}\ngarbage\n'
+                   '{"time": 2.0, "node": 1, "event": "stopped"}\n', encoding="utf-8")
+
+    result = _cluster(["diagram", str(data), "-o", str(tmp_path / "d.svg"), "--from", "100"], PORTUGUESE)
+
+    assert result.returncode == 0
+    assert result.stderr == f"cluster diagram: aviso: {log}:2: a linha não é JSON válido; linha ignorada\n"
+    assert result.stdout.splitlines()[-1] == (
+        "nota: nada corresponde a --from 100: a execução vai de 0 s a 1 s após o primeiro evento")
+
+
+def test_timer_range_rules_english_match_core() -> None:
+    from cluster.core.timers import MAX_TIMER_TICKS, TIMER_RANGE_RULES, TimersError
+    from cluster.sim.runner import describe_timers_error
+
+    with i18n.untranslated():
+        for rule in TIMER_RANGE_RULES:
+            error = TimersError(rule, (MAX_TIMER_TICKS + 1,))
+            assert describe_timers_error(error) == str(error)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -396,7 +448,8 @@ def test_diagram_bad_trace_portuguese(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"cluster diagram: erro: {path} é inválido: cada evento deve ser um objeto JSON, mas um deles é 7")
+        f'cluster diagram: erro: {path} é inválido: "events[0]": cada evento deve ser um objeto JSON, mas um deles '
+        "é 7")
 
 
 def test_simulate_trace_config_portuguese(tmp_path: Path) -> None:
@@ -449,9 +502,15 @@ def test_timer_rules_english_match_core() -> None:
          "early_ack, skip_epoch_check, no_fence"),
         ("cluster\ncrash client 1\n",
          "linha 2: comando inválido 'crash client 1': nó inválido 'client 1'; esperava um nó sync ou store"),
-        ("cluster\nrounds zero\n", "linha 2: comando inválido 'rounds zero': esperava 'rounds N' com N >= 1"),
+        ("cluster election_timeout_max=100000000\n",
+         "linha 1: comando inválido 'cluster election_timeout_max=100000000': election_timeout_max=100000000 "
+         "inválido; esperava um inteiro de 1 a 1000"),
+        ("cluster\ntick sync 1 x99999999999\n",
+         "linha 2: comando inválido 'tick sync 1 x99999999999': contagem inválida 'x99999999999'; esperava de x1 "
+         "a x10000"),
+        ("cluster\nrounds zero\n", "linha 2: comando inválido 'rounds zero': esperava 'rounds N' com N de 1 a 10000"),
     ],
-    ids=["no cluster", "timers", "bug", "role", "rounds"],
+    ids=["no cluster", "timers", "bug", "role", "timer bound", "count bound", "rounds"],
 )
 def test_scenario_error_portuguese(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.txt"
@@ -528,7 +587,7 @@ def test_lower_level_errors_english_default(tmp_path: Path) -> None:
     assert "      - Lamport timestamp does not increase from seq 1 (5) to seq 2 (3)" in invariant.stdout.splitlines()
     assert bad_trace.returncode == 2
     assert bad_trace.stderr.strip() == (
-        f"cluster simulate: error: {trace} is invalid: each event must be a JSON object, found 7")
+        f'cluster simulate: error: {trace} is invalid: "events[0]": each event must be a JSON object, found 7')
 
 
 @pytest.fixture

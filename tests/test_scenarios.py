@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from cluster.sim.scenario import (
+    MAX_COUNT,
     REWRITE_VARIABLE,
     ScenarioError,
     find_mismatches,
@@ -101,7 +103,7 @@ def test_command_without_expected_output_mismatches() -> None:
     [
         ("status", "line 1: invalid command 'status': the first command must be 'cluster ...'"),
         ("cluster nodes=3", "invalid cluster setting 'nodes=3'"),
-        ("cluster sync=x", "invalid sync='x'"),
+        ("cluster sync=x", "invalid sync=x; expected an integer from 1 to 15"),
         ("cluster sync=0", "invalid sync=0"),
         ("cluster bugs=typo", "unknown bug 'typo'"),
         ("cluster election_timeout_min=2", "election timeouts must satisfy"),
@@ -122,3 +124,59 @@ def test_command_without_expected_output_mismatches() -> None:
 def test_invalid_command_rejected(commands: str, message: str) -> None:
     with pytest.raises(ScenarioError, match=message):
         run_scenario(commands + "\n")
+
+
+@pytest.mark.parametrize(
+    ("commands", "message"),
+    [
+        ("cluster election_timeout_max=100000000",
+         "invalid election_timeout_max=100000000; expected an integer from 1 to 1000"),
+        ("cluster client_retry=-5", "invalid client_retry=-5; expected an integer from 1 to 1000"),
+        ("cluster write_retry=0", "invalid write_retry=0; expected an integer from 1 to 1000"),
+        ("cluster seed=-1", f"invalid seed=-1; expected an integer from 0 to {2**63 - 1}"),
+        ("cluster seed=" + "9" * 5000, f"expected an integer from 0 to {2**63 - 1}"),
+        ("cluster messages=1001", "invalid messages=1001; expected an integer from 0 to 1000"),
+        ("cluster\ntick sync 1 x99999999999", "invalid count 'x99999999999'; expected x1 to x10000"),
+        ("cluster\ntick sync 1 x10001", "invalid count 'x10001'; expected x1 to x10000"),
+        ("cluster\ntick all x10001", "invalid count 'x10001'; expected x1 to x10000"),
+        ("cluster\ndrop sync 1 -> * x10001", "invalid count 'x10001'; expected x1 to x10000"),
+        ("cluster\ncomplete output all x10001", "invalid count 'x10001'; expected x1 to x10000"),
+        ("cluster\nrounds 999999999", "expected 'rounds N' with N from 1 to 10000"),
+        ("cluster\nrounds " + "9" * 5000, "expected 'rounds N' with N from 1 to 10000"),
+        ("cluster\nrounds 0", "expected 'rounds N' with N from 1 to 10000"),
+    ],
+    ids=["timer", "negative timer", "zero timer", "negative seed", "long seed", "messages", "tick count",
+         "tick count above bound", "tick all count", "drop count", "complete count", "rounds", "long rounds",
+         "zero rounds"],
+)
+@pytest.mark.timeout(30)  # without the bounds, some of these commands would run for hours
+def test_unbounded_value_rejected(commands: str, message: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        run_scenario(commands + "\n")
+
+
+def test_largest_bounds_finish() -> None:
+    """The largest timer and count are accepted, and `tick until` gives up after 10 of the longest timeouts."""
+    text = ("cluster sync=3 store=2 clients=0 messages=0 election_timeout_max=1000 store_failure_timeout=1000\n"
+            "tick sync 1 until leader\n"
+            "tick sync 2 x10000\n"
+            "rounds 10000\n")
+
+    _, outputs = run_scenario(text)
+
+    assert outputs[1][-1] == "sync 1 is not leader after 10000 ticks"
+    assert outputs[3][-1] == "ran 10000 rounds"
+
+
+def test_shipped_scenarios_within_bounds() -> None:
+    """Every count and timer in the shipped scenarios is inside the bounds, with room to spare."""
+    counts = []
+    for path in SCENARIO_FILES:
+        for block in parse_scenario(path.read_text(encoding="utf-8")).blocks:
+            words = block.command.split()
+            counts += [int(word[1:]) for word in words if re.fullmatch(r"x\d+", word)]
+            if words[0] == "rounds":
+                counts.append(int(words[1]))
+
+    assert counts
+    assert max(counts) * 100 <= MAX_COUNT

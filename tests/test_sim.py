@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from cluster.core.bugs import Bug
+from cluster.core.timers import MAX_TIMER_TICKS, Timers, TimersError
 from cluster.sim.cli import add_simulate_parser, run_simulate
 from cluster.sim.events import SimEvent
 from cluster.sim.explore import EXPLORE_CONFIG, explore
 from cluster.sim.liveness import LivenessMonitor, ack_bound, leader_bound
 from cluster.sim.runner import FAULT_KINDS, Runner, SimConfig
+from cluster.sim.scenario import ScenarioError, run_scenario
 from cluster.sim.scheduler import RunResult, simulate
 from cluster.sim.shrink import shrink
 from cluster.sim.trace import TraceError, read_trace, replay, trace_to_json, write_trace
@@ -366,7 +368,10 @@ def test_cli_replays_valid_trace(tmp_path: Path) -> None:
         ({"liveness": "false"}, "\"config.liveness\" must be true or false, found 'false'"),
         ({"timers": []}, '"config.timers" must be a JSON object, found []'),
         ({"timers": {"nap": 3}}, "unknown timer 'nap' in \"config.timers\"; known timers: heartbeat_interval, "),
-        ({"timers": {"write_retry": 0}}, '"config.timers.write_retry" must be an integer of at least 1 tick, found 0'),
+        ({"timers": {"write_retry": 0}}, '"config.timers.write_retry" must be an integer from 1 to 1000 ticks, '
+                                         "found 0"),
+        ({"timers": {"election_timeout_max": 1001}}, '"config.timers.election_timeout_max" must be an integer from 1 '
+                                                     "to 1000 ticks, found 1001"),
         ({"timers": {"heartbeat_interval": 40}}, '"config.timers" are inconsistent: election timeouts must satisfy'),
     ],
 )
@@ -409,6 +414,91 @@ def test_cli_rejects_invalid_trace_field(tmp_path: Path, fields: dict[str, objec
 
     assert code == 2
     assert err.strip() == f"cluster simulate: error: {path} {message}"
+
+
+MAX_SEED_TEXT = str(2**63 - 1)
+ONE_TICK = {"op": "tick", "node": "sync 1"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"seed": "abc"}, f"is invalid: \"seed\" must be an integer from 0 to {MAX_SEED_TEXT}, found 'abc'"),
+        ({"seed": -1}, f'is invalid: "seed" must be an integer from 0 to {MAX_SEED_TEXT}, found -1'),
+        ({"seed": 2**63}, f'is invalid: "seed" must be an integer from 0 to {MAX_SEED_TEXT}, found {2**63}'),
+        ({"seed": 1.5}, f'is invalid: "seed" must be an integer from 0 to {MAX_SEED_TEXT}, found 1.5'),
+        ({"seed": True}, f'is invalid: "seed" must be an integer from 0 to {MAX_SEED_TEXT}, found True'),
+        ({"recovery_start": "0"}, "is invalid: \"recovery_start\" must be null or an integer from 0 to 1 (the number "
+                                  "of events), found '0'"),
+        ({"recovery_start": 2}, 'is invalid: "recovery_start" must be null or an integer from 0 to 1 (the number '
+                                "of events), found 2"),
+        ({"recovery_start": -1}, 'is invalid: "recovery_start" must be null or an integer from 0 to 1 (the number '
+                                 "of events), found -1"),
+        ({"violation": "ElectionSafetyInv"}, 'is invalid: "violation" must be null or an object whose "name" is '
+                                             "one of ElectionSafetyInv, "),
+        ({"violation": {"name": "Nope"}}, 'is invalid: "violation" must be null or an object whose "name" is one of '),
+        ({"events": [ONE_TICK, {"op": "fly"}]}, "is invalid: \"events[1]\": invalid event op 'fly'; expected one of "),
+    ],
+    ids=["seed text", "negative seed", "seed above bound", "fractional seed", "boolean seed", "recovery_start text",
+         "recovery_start after events", "negative recovery_start", "violation text", "unknown violation", "event"],
+)
+def test_cli_rejects_invalid_trace_top_level(tmp_path: Path, fields: dict[str, object], message: str) -> None:
+    path = _trace_with(tmp_path, **{"events": [ONE_TICK], **fields})
+
+    code, _, err = run_cli("--replay", str(path))
+
+    assert code == 2
+    assert err.startswith(f"cluster simulate: error: {path} {message}"), err
+
+
+def test_cli_rejects_missing_trace_seed(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps({key: value for key, value in VALID_TRACE.items() if key != "seed"}), encoding="utf-8")
+
+    code, _, err = run_cli("--replay", str(path))
+
+    assert code == 2
+    assert err.strip() == (f'cluster simulate: error: {path} is invalid: "seed" is missing; expected an integer from '
+                           f"0 to {MAX_SEED_TEXT}")
+
+
+def test_cli_replay_not_reproduced_exits_3(tmp_path: Path) -> None:
+    recorded = {"name": "ElectionSafetyInv", "step": 1, "details": ["term 1 had 2 leaders: sync nodes [1, 2]"]}
+    path = _trace_with(tmp_path, violation=recorded)
+
+    code, out, err = run_cli("--replay", str(path))
+
+    assert code == 3
+    assert err == ""
+    assert out.splitlines()[-1] == "note: the trace recorded ElectionSafetyInv, the replay found none"
+
+
+def test_cli_replay_clean_trace_exits_0(tmp_path: Path) -> None:
+    code, out, _ = run_cli("--replay", str(_trace_with(tmp_path, violation=None)))
+
+    assert code == 0
+    assert "note:" not in out
+
+
+def test_trace_timers_share_scenario_bound(tmp_path: Path) -> None:
+    """A trace rejects the timer that a scenario file rejects, and accepts the largest one a scenario accepts."""
+    too_long = _trace_with(tmp_path, {"timers": {"election_timeout_max": 100_000_000}})
+    code, _, err = run_cli("--replay", str(too_long))
+    with pytest.raises(ScenarioError, match="expected an integer from 1 to 1000"):
+        run_scenario("cluster election_timeout_max=100000000\n")
+
+    assert code == 2
+    assert '"config.timers.election_timeout_max" must be an integer from 1 to 1000 ticks, found 100000000' in err
+
+    longest = _trace_with(tmp_path, {"timers": {"election_timeout_max": MAX_TIMER_TICKS}})
+    assert read_trace(longest).config.timers.election_timeout_max == MAX_TIMER_TICKS
+
+
+def test_timers_reject_out_of_range() -> None:
+    with pytest.raises(TimersError, match=r"^client_retry must be from 1 to 1000 ticks, found 1001$"):
+        Timers(client_retry=MAX_TIMER_TICKS + 1)
+    with pytest.raises(TimersError, match=r"^write_retry must be from 1 to 1000 ticks, found 0$"):
+        Timers(write_retry=0)
 
 
 @pytest.mark.parametrize("config", [SimConfig(), EXPLORE_CONFIG], ids=["default", "explore"])

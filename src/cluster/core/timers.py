@@ -5,9 +5,14 @@ The core counts time only in ticks; the node processes tick every
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 TICK_SECONDS = 0.01
+# Upper bound of every timer, in ticks. 1000 ticks are 10 s at TICK_SECONDS
+# and ten times the longest default below (client_retry). The bound keeps a
+# simulation finite, because the simulator's loops that wait for a timer, such
+# as a scenario's `tick sync N until leader`, run a multiple of it.
+MAX_TIMER_TICKS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +39,7 @@ class Timers:
     client_backoff: int = 5
 
     def __post_init__(self) -> None:
-        for rule in TIMER_RULES:
+        for rule in (*TIMER_RANGE_RULES, *TIMER_RULES):
             values = tuple(getattr(self, name) for name in rule.names)
             if not rule.satisfied(*values):
                 raise TimersError(rule, values)
@@ -51,13 +56,17 @@ class TimerRule:
     found: str
 
 
+def _in_range(ticks: int) -> bool:
+    return 1 <= ticks <= MAX_TIMER_TICKS
+
+
+# One rule per timer, checked before TIMER_RULES, that it is from 1 to MAX_TIMER_TICKS.
+TIMER_RANGE_RULES = tuple(
+    TimerRule((item.name,), _in_range, f"{item.name} must be from 1 to {MAX_TIMER_TICKS} ticks", f"{{{item.name}}}")
+    for item in fields(Timers)
+)
+# Constraints between timers.
 TIMER_RULES = (
-    TimerRule(
-        ("heartbeat_interval",),
-        lambda heartbeat: heartbeat >= 1,
-        "heartbeat_interval must be at least 1 tick",
-        "{heartbeat_interval}",
-    ),
     TimerRule(
         ("heartbeat_interval", "election_timeout_min", "election_timeout_max"),
         lambda heartbeat, low, high: heartbeat < low <= high,
@@ -74,7 +83,10 @@ TIMER_RULES = (
 
 
 class TimersError(ValueError):
-    """An error for timeouts that break one of TIMER_RULES, with the rule and values so a caller can translate it."""
+    """An error for timeouts that break a rule, with the rule and values so a caller can translate it.
+
+    The rule is one of TIMER_RANGE_RULES or TIMER_RULES.
+    """
 
     def __init__(self, rule: TimerRule, values: tuple[int, ...]) -> None:
         self.rule = rule

@@ -107,6 +107,18 @@ class Diagram:
     notes: list[str] = field(default_factory=list)
     # Messages removed by the arrow cap; the renderer prints this count.
     omitted_messages: int = 0
+    # Problems in the source that the loader worked around, such as an invalid
+    # log line it skipped; `cluster diagram` prints them on stderr.
+    warnings: list[str] = field(default_factory=list)
+
+    def time_range(self) -> tuple[float, float] | None:
+        """Return the earliest and latest time of any message, mark or span, or None when there is none."""
+        times = [time for message in self.messages for time in (message.send, message.end)]
+        times += [mark.time for mark in self.marks]
+        times += [time for span in self.spans for time in (span.start, span.end)]
+        if not times:
+            return None
+        return min(times), max(times)
 
     def message_types(self) -> list[str]:
         return sorted({message.type for message in self.messages})

@@ -33,11 +33,19 @@ marked as such:
 A node that logs `started` again without a `stopped` record in between was
 killed: its crash is drawn at its last record before the restart. The
 SIGKILL itself leaves no record, so that time is a lower bound.
+
+A line that is not a record is skipped. The diagram is for looking at a run,
+often a broken one, so the rest of the run is still drawn. A cut last line
+is what a killed node leaves, and `cluster verify` accepts it too, so it is
+only counted in a note. Any other invalid line is a corrupt file: it is
+named, with its line number, in a warning that `cluster diagram` prints
+(`Diagram.warnings`) and in a note.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +65,13 @@ class SourceError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class _InvalidLine:
+    path: Path
+    number: int  # 1-based
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Record:
     lane: Lane
     time: float
@@ -68,15 +83,20 @@ class _Record:
 
 def load_run_directory(path: Path) -> Diagram:
     """Read every event and client log in `path` into a diagram; raise SourceError when there is none."""
-    records, skipped = _read_records(path)
+    records, log_lanes, cut_last_lines, invalid = _read_records(path)
     if not records:
+        if invalid:
+            first = invalid[0]
+            raise SourceError(_("{path}:{line}: {reason}; no log in {directory} has a valid record").format(
+                path=first.path, line=first.number, reason=first.reason, directory=path))
         raise SourceError(_("{path} has no events_*.jsonl or client_*.jsonl logs; "
                             "pass the --data-dir of a cluster run").format(path=path))
     origin = min(record.time for record in records)
     records = [_Record(r.lane, r.time - origin, r.event, r.fields) for r in records]
     records.sort(key=lambda r: (r.time, r.lane.sort_key, r.event))
 
-    lanes = sorted({record.lane for record in records}, key=lambda lane: lane.sort_key)
+    # Every log gets a lane, also one whose lines are all invalid, so that no node goes missing.
+    lanes = sorted(log_lanes, key=lambda lane: lane.sort_key)
     diagram = Diagram(source=str(path), time_unit="s", lanes=lanes)
     _add_marks(diagram, records)
     _add_starts(diagram, records)
@@ -90,41 +110,81 @@ def load_run_directory(path: Path) -> Diagram:
         diagram.notes.append(_("Arrows are inferred from the event logs, which record elections, votes, "
                                "epochs and acknowledgements but not each message. "
                                "Run with --trace-messages to draw one arrow per message."))
-    if skipped:
+    if cut_last_lines:
         diagram.notes.append(_("{count} unreadable log lines were skipped (partial lines left by killed nodes).")
-                             .format(count=skipped))
+                             .format(count=cut_last_lines))
+    if invalid:
+        _report_invalid_lines(diagram, invalid)
     diagram.sort()
     return diagram
 
 
-def _read_records(path: Path) -> tuple[list[_Record], int]:
-    """Return the records of every log in `path` and the number of unreadable lines skipped.
+# Invalid lines that the warnings name one by one. One more warning counts the rest.
+_MAX_NAMED_LINES = 10
 
-    A killed node can leave a partial line that its restart then continues,
-    so a line that is not a JSON object is skipped and counted, not fatal.
+
+def _report_invalid_lines(diagram: Diagram, invalid: list[_InvalidLine]) -> None:
+    for line in invalid[:_MAX_NAMED_LINES]:
+        diagram.warnings.append(_("{path}:{line}: {reason}; skipped this line").format(
+            path=line.path, line=line.number, reason=line.reason))
+    if len(invalid) > _MAX_NAMED_LINES:
+        diagram.warnings.append(_("... and {count} more invalid log lines, also skipped").format(
+            count=len(invalid) - _MAX_NAMED_LINES))
+    first = invalid[0]
+    diagram.notes.append(_("{count} invalid log lines were skipped, the first at {path}:{line}; the diagram may "
+                           "miss their events.").format(count=len(invalid), path=first.path.name,
+                                                        line=first.number))
+
+
+def _read_records(path: Path) -> tuple[list[_Record], set[Lane], int, list[_InvalidLine]]:
+    """Read every log in `path`.
+
+    Return the valid records, a lane per log file, the number of cut last
+    lines skipped, and the other invalid lines, which were skipped as well.
     """
     records: list[_Record] = []
-    skipped = 0
+    lanes: set[Lane] = set()
+    cut_last_lines = 0
+    invalid: list[_InvalidLine] = []
     for file in sorted(path.iterdir()):
         match = _LOG_NAME.match(file.name)
         if match is None:
             continue
         role = match.group(1) or match.group(2)
         lane = Lane(role, int(match.group(3)))
+        lanes.add(lane)
         lines = file.read_text(encoding="utf-8").split("\n")
-        for line in lines:
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 data = json.loads(line)
             except ValueError:
-                data = None
-            if not isinstance(data, dict) or not isinstance(data.get("time"), int | float) or "event" not in data:
-                skipped += 1
+                if number == len(lines):
+                    cut_last_lines += 1  # a node killed while writing; its file has no newline at the end
+                else:
+                    invalid.append(_InvalidLine(file, number, _("line is not valid JSON")))
+                continue
+            reason = _record_problem(data)
+            if reason is not None:
+                invalid.append(_InvalidLine(file, number, reason))
                 continue
             fields = {key: value for key, value in data.items() if key not in ("time", "node", "event")}
             records.append(_Record(lane, float(data["time"]), str(data["event"]), fields))
-    return records, skipped
+    return records, lanes, cut_last_lines, invalid
+
+
+def _record_problem(data: Any) -> str | None:
+    """Return why `data` is not a log record, or None when it is one."""
+    if not isinstance(data, dict):
+        return _("line is not a JSON object")
+    time = data.get("time")
+    # JSON true loads as bool, a subclass of int, and Python's json module reads NaN and Infinity.
+    if not isinstance(time, int | float) or isinstance(time, bool) or not math.isfinite(time):
+        return _("record has no valid \"time\" (a number of seconds), found {time!r}").format(time=time)
+    if "event" not in data:
+        return _("record has no \"event\"")
+    return None
 
 
 # --- Marks ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ DEFAULT_MAX_ARROWS = 300
 
 
 class SelectionError(ValueError):
-    """A filter names a message type the source does not have, or an empty window."""
+    """An invalid filter: a negative or non-finite time, an empty window or type list, or an unknown type."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,4 +66,5 @@ def select(diagram: Diagram, selection: Selection) -> Diagram:
         spans=spans,
         notes=list(diagram.notes),
         omitted_messages=omitted,
+        warnings=list(diagram.warnings),
     )

@@ -1,7 +1,8 @@
 """The `cluster simulate` command: run, shrink, replay and explore schedules.
 
 Exit status: 0 when no property broke, 1 when one did, 2 on invalid options
-or an unreadable trace.
+or an unreadable trace, and 3 when `--replay` finds no violation although
+the trace recorded one.
 """
 
 from __future__ import annotations
@@ -18,12 +19,20 @@ from cluster.i18n import _, format_message, ngettext
 from cluster.node.settings import SettingsError, parse_bugs_flag
 from cluster.sim.explore import EXPLORE_CONFIG, explore
 from cluster.sim.report import format_violation, narrate
-from cluster.sim.runner import FAULT_KINDS, SETTING_BOUNDS, SimConfig
+from cluster.sim.runner import FAULT_KINDS, MAX_SEED, SETTING_BOUNDS, SimConfig
 from cluster.sim.scheduler import RunResult, simulate
 from cluster.sim.shrink import DEFAULT_REPLAY_BUDGET, shrink
 from cluster.sim.trace import TraceError, read_trace, replay, write_trace
 
 MAX_DEPTH = 30
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_USAGE = 2
+# The trace recorded a violation and its replay found none, so the trace does
+# not describe this code or the bug it shows is fixed. A replay that finds a
+# violation exits EXIT_VIOLATION even when the trace recorded another one.
+EXIT_NOT_REPRODUCED = 3
 
 
 class UsageError(Exception):
@@ -50,7 +59,9 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
                             default=",".join(FAULT_KINDS)))
     parser.add_argument("--bug", default="", help=_("comma-separated bug switches: {bugs}").format(
         bugs=", ".join(bug.value for bug in Bug)))
-    parser.add_argument("--replay", metavar="FILE", help=_("replay a trace file exactly and report its result"))
+    parser.add_argument("--replay", metavar="FILE",
+                        help=_("replay a trace file exactly and report its result; exit 3 when the trace recorded "
+                               "a violation that the replay does not find"))
     parser.add_argument("--explore", action="store_true",
                         help=_("enumerate every schedule of a tiny cluster (3 sync, 2 store, 1 client, 1 message) "
                                "up to --depth"))
@@ -80,14 +91,14 @@ def run_simulate(args: argparse.Namespace, out: TextIO | None = None, err: TextI
         return _simulate(args, out)
     except (UsageError, TraceError) as error:
         print(_("cluster simulate: error: {error}").format(error=error), file=err)
-        return 2
+        return EXIT_USAGE
 
 
 def _simulate(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
     runs = _integer(args.runs, "--runs", 1, 10**7)
-    # The seeds run from --seed to --seed + runs - 1, and the largest is 2**63 - 1.
-    seed = _integer(args.seed, "--seed", 0, 2**63 - runs)
+    # The seeds run from --seed to --seed + runs - 1, and the largest is MAX_SEED.
+    seed = _integer(args.seed, "--seed", 0, MAX_SEED + 1 - runs)
     budget = _integer(args.shrink_budget, "--shrink-budget", 0, 10**7)
     started = time.perf_counter()
     steps = 0
@@ -104,7 +115,7 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
                                   "no violation in {runs} runs from seed {seed}: {steps} steps in {seconds:.1f} s "
                                   "({rate:.0f} steps/s)", runs), runs=runs, seed=seed, steps=steps, seconds=seconds,
                          rate=steps / max(seconds, 1e-9)), file=out)
-    return 0
+    return EXIT_OK
 
 
 def _report_failure(result: RunResult, args: argparse.Namespace, out: TextIO, budget: int) -> int:
@@ -123,7 +134,7 @@ def _report_failure(result: RunResult, args: argparse.Namespace, out: TextIO, bu
         write_trace(Path(args.trace_out), result)
         print(_("trace written to {path}; replay it with: cluster simulate --replay {path}").format(
             path=args.trace_out), file=out)
-    return 1
+    return EXIT_VIOLATION
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
@@ -140,7 +151,9 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     found = result.violation.name if result.violation else None
     if recorded != found:
         print(_replay_mismatch(recorded, found), file=out)
-    return 0 if result.violation is None else 1
+    if found is not None:
+        return EXIT_VIOLATION
+    return EXIT_OK if recorded is None else EXIT_NOT_REPRODUCED
 
 
 def _replay_mismatch(recorded: str | None, found: str | None) -> str:
@@ -162,14 +175,14 @@ def _explore(args: argparse.Namespace, out: TextIO) -> int:
           file=out)
     if result.violation is None:
         print(_("no invariant violated"), file=out)
-        return 0
+        return EXIT_OK
     for line in narrate(result.violation):
         print(line, file=out)
     for line in format_violation(result.violation):
         print(line, file=out)
     if args.trace_out:
         write_trace(Path(args.trace_out), result.violation)
-    return 1
+    return EXIT_VIOLATION
 
 
 def _fields(config: SimConfig) -> dict[str, Any]:

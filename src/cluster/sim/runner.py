@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.core.bugs import Bug
-from cluster.core.timers import TIMER_RULES, Timers, TimersError
+from cluster.core.timers import MAX_TIMER_TICKS, TIMER_RANGE_RULES, TIMER_RULES, Timers, TimersError
 from cluster.i18n import _
 from cluster.sim.events import SimEvent, apply_event
 from cluster.sim.world import World
@@ -37,6 +37,8 @@ FAULT_KINDS = ("crash", "restart", "partition", "drop", "duplicate", "reorder", 
 # trace files share them, so a trace cannot build a world the options reject.
 MAX_NODES = 15
 MAX_CLIENTS = 64
+# The largest seed. `cluster simulate --seed`, scenario files and traces accept 0 to it.
+MAX_SEED = 2**63 - 1
 SETTING_BOUNDS: dict[str, tuple[int, int]] = {
     "sync": (1, MAX_NODES),
     "store": (1, MAX_NODES),
@@ -154,9 +156,9 @@ def _timers(value: Any) -> Timers:
         if name not in known:
             raise ValueError(_("unknown timer {name!r} in \"config.timers\"; known timers: {known}").format(
                 name=name, known=", ".join(known)))
-        if not _is_integer(ticks) or ticks < 1:
-            raise ValueError(_("\"config.timers.{field}\" must be an integer of at least 1 tick, "
-                               "found {value!r}").format(field=name, value=ticks))
+        if not _is_integer(ticks) or not 1 <= ticks <= MAX_TIMER_TICKS:
+            raise ValueError(_("\"config.timers.{field}\" must be an integer from 1 to {high} ticks, "
+                               "found {value!r}").format(field=name, high=MAX_TIMER_TICKS, value=ticks))
     try:
         return Timers(**value)
     except TimersError as error:
@@ -166,8 +168,10 @@ def _timers(value: Any) -> Timers:
 
 def describe_timers_error(error: TimersError) -> str:
     """Return the broken timer rule in the locale's language, with the values that broke it."""
+    if error.rule in TIMER_RANGE_RULES:
+        return _("{timer} must be from 1 to {high} ticks, found {value}").format(
+            timer=error.rule.names[0], high=MAX_TIMER_TICKS, value=error.values[0])
     rules = dict(zip(TIMER_RULES, (
-        _("heartbeat_interval must be at least 1 tick"),
         _("election timeouts must satisfy heartbeat_interval < min <= max"),
         _("election retries must satisfy 1 <= leader_lost_delay <= election_retry_max < election_timeout_min"),
     ), strict=True))

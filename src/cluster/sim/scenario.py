@@ -30,7 +30,7 @@ Commands (ADDR is `sync N`, `store N` or `client N`):
 
     cluster key=value ...        first line: sync, store, clients, messages, seed,
                                  window, bugs (comma-separated bug switches) and any
-                                 field of `cluster.core.timers.Timers`
+                                 field of `cluster.core.timers.Timers` (see SETTING_RANGES)
     tick ADDR [xN]               advance one node or client N ticks (default 1)
     tick ADDR until ROLE         tick a sync node until it is follower, pre-candidate,
                                  candidate or leader (at most 10 election timeouts)
@@ -54,6 +54,9 @@ Commands (ADDR is `sync N`, `store N` or `client N`):
     output                       the entries of output.txt
     network                      the messages in flight
     check invariants             every invariant that is violated, or that all hold
+
+Every count N (`xN`, `rounds N`) is from 1 to MAX_COUNT (10000). Every
+timer is from 1 to `cluster.core.timers.MAX_TIMER_TICKS` (1000) ticks.
 
 A selector SEL is `FROM -> TO [Type]`. FROM and TO are an address, a role
 alone (`sync` matches every sync node) or `*`; Type is a message class name
@@ -102,11 +105,11 @@ from cluster.core.messages import (
     WriteReject,
 )
 from cluster.core.sync_node import Role
-from cluster.core.timers import Timers, TimersError
+from cluster.core.timers import MAX_TIMER_TICKS, Timers, TimersError
 from cluster.i18n import _
 from cluster.sim.events import SimEvent, applicable, format_address, parse_address
 from cluster.sim.report import NOTABLE_EVENTS, describe_message, describe_node_event
-from cluster.sim.runner import INVARIANTS, SETTING_BOUNDS, Runner, SimConfig, describe_timers_error
+from cluster.sim.runner import INVARIANTS, MAX_SEED, SETTING_BOUNDS, Runner, SimConfig, describe_timers_error
 from cluster.sim.world import Address, Packet, PendingOutput, World
 
 SEPARATOR = "----"
@@ -117,6 +120,13 @@ REWRITE_VARIABLE = "SCENARIO_REWRITE"
 MAX_SETTLE_STEPS = 20_000
 # `tick ADDR until ROLE` gives up after this many election timeouts.
 UNTIL_TIMEOUTS = 10
+# Upper bound of every count (`xN`, `rounds N`). It is the longest
+# `tick ADDR until ROLE` (UNTIL_TIMEOUTS election timeouts of MAX_TIMER_TICKS),
+# so a count can wait as long as `until` does. The files in tests/scenarios/ use 40 at most.
+# NOTE: the bound limits steps, not time. A round of the largest cluster
+# (15 sync, 15 store, 15 clients) delivers hundreds of messages, so
+# `rounds 10000` of that cluster runs for a long time.
+MAX_COUNT = UNTIL_TIMEOUTS * MAX_TIMER_TICKS
 
 MESSAGE_TYPES = frozenset(
     kind.__name__
@@ -131,6 +141,17 @@ SYNC_ROLES = {role.value: role for role in Role}
 CLUSTER_KEYS = ("sync", "store", "clients", "messages", "seed", "window", "bugs")
 TIMER_KEYS = tuple(item.name for item in fields(Timers))
 MAX_NODES = 15
+# Inclusive range of each numeric `cluster` setting. The timers' relations (such as
+# heartbeat_interval < election_timeout_min) are checked by `Timers` itself.
+SETTING_RANGES: dict[str, tuple[int, int]] = {
+    "sync": (1, MAX_NODES),
+    "store": (1, MAX_NODES),
+    "clients": (0, MAX_NODES),
+    "messages": (0, 1000),
+    "seed": (0, MAX_SEED),
+    "window": SETTING_BOUNDS["window"],
+    **{key: (1, MAX_TIMER_TICKS) for key in TIMER_KEYS},
+}
 
 
 class ScenarioError(ValueError):
@@ -314,11 +335,24 @@ def parse_selector(tokens: Sequence[str]) -> Selector:
 def split_count(tokens: Sequence[str]) -> tuple[list[str], int | None]:
     """Split a trailing `xN` off `tokens`; return the rest and N (None when absent)."""
     if tokens and tokens[-1].startswith("x") and tokens[-1][1:].isdigit():
-        count = int(tokens[-1][1:])
-        if count < 1:
-            raise ScenarioError(_("invalid count {count!r}; expected x1 or more").format(count=tokens[-1]))
+        count = parse_count(tokens[-1][1:])
+        if count is None:
+            raise ScenarioError(_("invalid count {count!r}; expected x1 to x{high}").format(
+                count=tokens[-1], high=MAX_COUNT))
         return list(tokens[:-1]), count
     return list(tokens), None
+
+
+def parse_count(text: str) -> int | None:
+    """Return `text` as a count from 1 to MAX_COUNT, or None when it is anything else."""
+    # int() rejects digit strings longer than sys.get_int_max_str_digits(), so check the length first.
+    if not text.isdigit() or len(text) > len(str(MAX_COUNT)):
+        return None
+    try:
+        count = int(text)
+    except ValueError:  # a Unicode digit that is not decimal, such as '²'
+        return None
+    return count if 1 <= count <= MAX_COUNT else None
 
 
 def parse_node(tokens: Sequence[str], roles: Sequence[str] = ROLES) -> Address:
@@ -555,7 +589,7 @@ class Interpreter:
                                       "{keys}").format(setting=arg, keys=", ".join(CLUSTER_KEYS + TIMER_KEYS)))
             values[key] = value
 
-        numbers = {key: _number(key, value) for key, value in values.items() if key != "bugs"}
+        numbers = {key: _setting(key, value) for key, value in values.items() if key != "bugs"}
         known_bugs = [bug.value for bug in Bug]
         for name in values.get("bugs", "").split(","):
             if name.strip() and name.strip() not in known_bugs:
@@ -567,12 +601,12 @@ class Interpreter:
         except TimersError as error:
             raise ScenarioError(describe_timers_error(error)) from None
         config = SimConfig(
-            sync=_bounded(numbers, "sync", 3, 1, MAX_NODES),
-            store=_bounded(numbers, "store", 2, 1, MAX_NODES),
-            clients=_bounded(numbers, "clients", 1, 0, MAX_NODES),
-            messages=_bounded(numbers, "messages", 2, 0, 1000),
+            sync=numbers.get("sync", 3),
+            store=numbers.get("store", 2),
+            clients=numbers.get("clients", 1),
+            messages=numbers.get("messages", 2),
             bugs=bugs,
-            window=_bounded(numbers, "window", 4, *SETTING_BOUNDS["window"]),
+            window=numbers.get("window", 4),
             timers=timers,
             liveness=False,
         )
@@ -639,9 +673,9 @@ class Interpreter:
         return lines or [f"ticked every running node {plural(count, 'time')}"]
 
     def _rounds(self, tokens: list[str]) -> list[str]:
-        if len(tokens) != 2 or not tokens[1].isdigit() or int(tokens[1]) < 1:
-            raise ScenarioError(_("expected 'rounds N' with N >= 1"))
-        count = int(tokens[1])
+        count = parse_count(tokens[1]) if len(tokens) == 2 else None
+        if count is None:
+            raise ScenarioError(_("expected 'rounds N' with N from 1 to {high}").format(high=MAX_COUNT))
         world = self.world
         lines: list[str] = []
         for number in range(1, count + 1):
@@ -872,17 +906,17 @@ def _prefixed(prefix: str, lines: Sequence[str]) -> list[str]:
     return [prefix + line.strip() for line in lines]
 
 
-def _number(key: str, value: str) -> int:
-    if not value.isdigit():
-        raise ScenarioError(_("invalid {key}={value!r}; expected a whole number").format(key=key, value=value))
-    return int(value)
-
-
-def _bounded(numbers: dict[str, int], key: str, default: int, low: int, high: int) -> int:
-    value = numbers.get(key, default)
-    if not low <= value <= high:
-        raise ScenarioError(_("invalid {key}={value}; expected {low} to {high}").format(
-            key=key, value=value, low=low, high=high))
+def _setting(key: str, text: str) -> int:
+    """Parse the value of a numeric `cluster` setting and check it against SETTING_RANGES."""
+    low, high = SETTING_RANGES[key]
+    value: int | None
+    try:
+        value = int(text)
+    except ValueError:  # not an integer, or more digits than int() parses
+        value = None
+    if value is None or not low <= value <= high:
+        raise ScenarioError(_("invalid {key}={value}; expected an integer from {low} to {high}").format(
+            key=key, value=text, low=low, high=high))
     return value
 
 

@@ -36,7 +36,7 @@ from cluster.core.bugs import Bug, parse_bugs
 from cluster.i18n import _
 from cluster.sim.events import SimEvent, applicable
 from cluster.sim.liveness import LivenessMonitor
-from cluster.sim.runner import Runner, SimConfig, Violation
+from cluster.sim.runner import INVARIANTS, LIVENESS_PROPERTIES, MAX_SEED, Runner, SimConfig, Violation
 from cluster.sim.scheduler import RunResult
 from cluster.sim.world import World
 
@@ -105,14 +105,56 @@ def parse_trace(data: Any, name: str = "trace") -> Trace:
     try:
         bugs: frozenset[Bug] = parse_bugs(",".join(data.get("bugs", [])))
         config = SimConfig.from_json(data.get("config"), bugs)
-        seed = int(data["seed"])
-        events = [SimEvent.from_json(item) for item in events_json]
-        recovery_start = data.get("recovery_start")
-        if recovery_start is not None:
-            recovery_start = int(recovery_start)
+        seed = _seed(data)
+        events = [_event(index, item) for index, item in enumerate(events_json)]
+        recovery_start = _recovery_start(data, len(events))
+        violation = _violation(data)
     except (KeyError, TypeError, ValueError) as error:
         raise TraceError(_("{name} is invalid: {error}").format(name=name, error=error)) from None
-    return Trace(config, seed, events, recovery_start, data.get("violation"))
+    return Trace(config, seed, events, recovery_start, violation)
+
+
+def _is_integer(value: Any) -> bool:
+    # JSON true and false load as bool, which is a subclass of int.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _seed(data: dict[str, Any]) -> int:
+    if "seed" not in data:
+        raise ValueError(_("\"seed\" is missing; expected an integer from 0 to {high}").format(high=MAX_SEED))
+    seed = data["seed"]
+    if not _is_integer(seed) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(_("\"seed\" must be an integer from 0 to {high}, found {value!r}").format(
+            high=MAX_SEED, value=seed))
+    return int(seed)
+
+
+def _event(index: int, item: Any) -> SimEvent:
+    try:
+        return SimEvent.from_json(item)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(_("\"events[{index}]\": {error}").format(index=index, error=error)) from None
+
+
+def _recovery_start(data: dict[str, Any], event_count: int) -> int | None:
+    value = data.get("recovery_start")
+    if value is None:
+        return None
+    if not _is_integer(value) or not 0 <= value <= event_count:
+        raise ValueError(_("\"recovery_start\" must be null or an integer from 0 to {high} (the number of "
+                           "events), found {value!r}").format(high=event_count, value=value))
+    return int(value)
+
+
+def _violation(data: dict[str, Any]) -> dict[str, Any] | None:
+    value = data.get("violation")
+    if value is None:
+        return None
+    known = (*INVARIANTS, *LIVENESS_PROPERTIES)
+    if not isinstance(value, dict) or value.get("name") not in known:
+        raise ValueError(_("\"violation\" must be null or an object whose \"name\" is one of {known}, "
+                           "found {value!r}").format(known=", ".join(known), value=value))
+    return value
 
 
 def _check_bug_names(names: Any, trace_name: str) -> None:
