@@ -795,6 +795,28 @@ def test_event_log_lines(tmp_path: Path) -> None:
     log.close()
 
 
+def test_event_log_cuts_partial_tail(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A log left with half a line by a killed node gets its next line on a line of its own."""
+    path = files.events_path(tmp_path, "sync", 2)
+    path.write_bytes(b'{"time": 1.0, "node": 2, "event": "started"}\n{"time": 2.0, "node": 2, "ev')
+
+    with caplog.at_level(logging.WARNING), EventLog(path, node=2, clock=lambda: 3.0) as log:
+        log.write("started")
+
+    assert [json.loads(line)["time"] for line in path.read_text().splitlines()] == [1.0, 3.0]
+    assert "removed a partial last line of 28 bytes" in caplog.text
+
+
+def test_event_log_keeps_whole_lines(tmp_path: Path) -> None:
+    path = files.events_path(tmp_path, "sync", 2)
+    path.write_bytes(b'{"time": 1.0, "node": 2, "event": "started"}\n')
+
+    with EventLog(path, node=2, clock=lambda: 3.0) as log:
+        log.write("stopped")
+
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["started", "stopped"]
+
+
 class Color(enum.Enum):
     RED = "red"
 

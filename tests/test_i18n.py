@@ -292,7 +292,7 @@ def test_simulate_trace_seed_portuguese(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f'cluster simulate: erro: {path} é inválido: "seed" deve ser um inteiro de 0 a {2**63 - 1}, mas é \'abc\'')
+        f'cluster simulate: erro: {path} é inválido: "seed" deve ser um inteiro de 0 a {2**63 - 1}, mas é "abc"')
 
 
 def test_diagram_invalid_line_portuguese(tmp_path: Path) -> None:
@@ -560,7 +560,7 @@ def test_simulate_trace_events_portuguese(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"cluster simulate: erro: {path} é inválido: \"events\" deve ser uma lista de eventos, mas é 'abc'")
+        f"cluster simulate: erro: {path} é inválido: \"events\" deve ser uma lista de eventos, mas é \"abc\"")
 
 
 def test_lower_level_errors_english_default(tmp_path: Path) -> None:
@@ -682,7 +682,7 @@ def test_diagram_unwritable_output_portuguese(
 
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"cluster diagram: erro: não foi possível gravar {target} (No such file or directory); passe em -o um"
+        f"cluster diagram: erro: não foi possível gravar {target} (arquivo ou diretório não encontrado); passe em -o um"
         " arquivo num diretório que exista e aceite gravação")
 
 

@@ -351,9 +351,9 @@ def test_cli_replays_valid_trace(tmp_path: Path) -> None:
         ({"sync": -3}, '"config.sync" must be an integer from 1 to 15, found -3'),
         ({"sync": 0}, '"config.sync" must be an integer from 1 to 15, found 0'),
         ({"sync": 2_000_000}, '"config.sync" must be an integer from 1 to 15, found 2000000'),
-        ({"sync": "3"}, "\"config.sync\" must be an integer from 1 to 15, found '3'"),
+        ({"sync": "3"}, '"config.sync" must be an integer from 1 to 15, found "3"'),
         ({"sync": 3.5}, '"config.sync" must be an integer from 1 to 15, found 3.5'),
-        ({"sync": True}, '"config.sync" must be an integer from 1 to 15, found True'),
+        ({"sync": True}, '"config.sync" must be an integer from 1 to 15, found true'),
         ({"store": 16}, '"config.store" must be an integer from 1 to 15, found 16'),
         ({"clients": 0}, '"config.clients" must be an integer from 1 to 64, found 0'),
         ({"clients": 65}, '"config.clients" must be an integer from 1 to 64, found 65'),
@@ -361,11 +361,11 @@ def test_cli_replays_valid_trace(tmp_path: Path) -> None:
         ({"steps": -1}, '"config.steps" must be an integer from 0 to 1000000000, found -1'),
         ({"steps": 10**9 + 1}, '"config.steps" must be an integer from 0 to 1000000000, found 1000000001'),
         ({"window": 0}, '"config.window" must be an integer from 1 to 1000, found 0'),
-        ({"faults": "crash"}, "\"config.faults\" must be a list of fault kinds, found 'crash'"),
+        ({"faults": "crash"}, '"config.faults" must be a list of fault kinds, found "crash"'),
         ({"faults": ["boom"]}, "unknown fault kinds ['boom']"),
         ({"fault_fraction": 1.5}, '"config.fault_fraction" must be a number from 0 to 1, found 1.5'),
-        ({"fault_fraction": "half"}, "\"config.fault_fraction\" must be a number from 0 to 1, found 'half'"),
-        ({"liveness": "false"}, "\"config.liveness\" must be true or false, found 'false'"),
+        ({"fault_fraction": "half"}, '"config.fault_fraction" must be a number from 0 to 1, found "half"'),
+        ({"liveness": "false"}, '"config.liveness" must be true or false, found "false"'),
         ({"timers": []}, '"config.timers" must be a JSON object, found []'),
         ({"timers": {"nap": 3}}, "unknown timer 'nap' in \"config.timers\"; known timers: heartbeat_interval, "),
         ({"timers": {"write_retry": 0}}, '"config.timers.write_retry" must be an integer from 1 to 1000 ticks, '
@@ -399,12 +399,12 @@ def test_cli_rejects_missing_trace_config(tmp_path: Path, field: str) -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"events": "abc"}, "is invalid: \"events\" must be a list of events, found 'abc'"),
-        ({"events": None}, 'is invalid: "events" must be a list of events, found None'),
-        ({"version": "1"}, "is invalid: \"version\" must be the integer 1, found '1'"),
-        ({"version": True}, 'is invalid: "version" must be the integer 1, found True'),
+        ({"events": "abc"}, 'is invalid: "events" must be a list of events, found "abc"'),
+        ({"events": None}, 'is invalid: "events" must be a list of events, found null'),
+        ({"version": "1"}, 'is invalid: "version" must be the integer 1, found "1"'),
+        ({"version": True}, 'is invalid: "version" must be the integer 1, found true'),
         ({"version": 2}, "has trace version 2; this simulator reads version 1"),
-        ({"config": None}, 'is invalid: "config" must be a JSON object, found None'),
+        ({"config": None}, 'is invalid: "config" must be a JSON object, found null'),
     ],
 )
 def test_cli_rejects_invalid_trace_field(tmp_path: Path, fields: dict[str, object], message: str) -> None:
@@ -423,13 +423,13 @@ ONE_TICK = {"op": "tick", "node": "sync 1"}
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"seed": "abc"}, f"is invalid: \"seed\" must be an integer from 0 to {MAX_SEED_TEXT}, found 'abc'"),
+        ({"seed": "abc"}, f"is invalid: \"seed\" must be an integer from 0 to {MAX_SEED_TEXT}, found \"abc\""),
         ({"seed": -1}, f'is invalid: "seed" must be an integer from 0 to {MAX_SEED_TEXT}, found -1'),
         ({"seed": 2**63}, f'is invalid: "seed" must be an integer from 0 to {MAX_SEED_TEXT}, found {2**63}'),
         ({"seed": 1.5}, f'is invalid: "seed" must be an integer from 0 to {MAX_SEED_TEXT}, found 1.5'),
-        ({"seed": True}, f'is invalid: "seed" must be an integer from 0 to {MAX_SEED_TEXT}, found True'),
+        ({"seed": True}, f'is invalid: "seed" must be an integer from 0 to {MAX_SEED_TEXT}, found true'),
         ({"recovery_start": "0"}, "is invalid: \"recovery_start\" must be null or an integer from 0 to 1 (the number "
-                                  "of events), found '0'"),
+                                  "of events), found \"0\""),
         ({"recovery_start": 2}, 'is invalid: "recovery_start" must be null or an integer from 0 to 1 (the number '
                                 "of events), found 2"),
         ({"recovery_start": -1}, 'is invalid: "recovery_start" must be null or an integer from 0 to 1 (the number '

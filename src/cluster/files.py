@@ -923,6 +923,7 @@ class EventLog:
         self.path = Path(path)
         self.node = node
         self._clock = clock
+        _cut_partial_tail(self.path)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self._node_part = f', "node": {_VALUE_ENCODER.encode(node)}, "event": '
         self._key_parts: dict[str, str] = {}  # field name -> its text with the separators before and after
@@ -967,6 +968,25 @@ class EventLog:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _cut_partial_tail(path: Path) -> None:
+    """Remove a last line without a newline from `path`, so that the next appended line starts on its own.
+
+    A log's buffer can reach the file when it fills, in the middle of a line.
+    If the node is killed before its next flush, the first line it writes
+    after a restart would otherwise be glued to that part.
+    """
+    try:
+        file = open(path, "rb+")  # noqa: SIM115 (closed below)
+    except FileNotFoundError:
+        return
+    with file:
+        size = file.seek(0, os.SEEK_END)
+        complete, _line, _start = _find_last_line(file, size)
+        if complete < size:
+            _warn_partial_line(path, size - complete, "removed")
+            file.truncate(complete)
 
 
 def read_events(path: StrPath) -> list[dict[str, Any]]:

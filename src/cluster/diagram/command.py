@@ -15,6 +15,7 @@ from cluster.diagram.page import render_html
 from cluster.diagram.run_logs import SourceError, load_run_directory
 from cluster.diagram.select import DEFAULT_MAX_ARROWS, Selection, SelectionError, select
 from cluster.diagram.svg import render_svg
+from cluster.error_text import describe_os_error, describe_unicode_error
 from cluster.i18n import _, format_message
 
 EXIT_OK = 0
@@ -67,7 +68,9 @@ def run_diagram(args: argparse.Namespace) -> int:
         print(_("cluster diagram: error: {error}").format(error=error), file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:
-        print(_("cluster diagram: error: {error}").format(error=error), file=sys.stderr)
+        reason = describe_os_error(error)
+        print(_("cluster diagram: error: {error}").format(error=f"{error.filename}: {reason}" if error.filename
+                                                           else reason), file=sys.stderr)
         return EXIT_USAGE
     shown = drawing.shown
     for warning in shown.warnings:
@@ -75,7 +78,7 @@ def run_diagram(args: argparse.Namespace) -> int:
     try:
         args.output.write_text(drawing.text, encoding="utf-8")
     except OSError as error:
-        reason = error.strerror or str(error)
+        reason = describe_os_error(error)
         print(_("cluster diagram: error: cannot write {path} ({reason}); pass -o with a file in an existing, "
                 "writable directory").format(path=args.output, reason=reason), file=sys.stderr)
         return EXIT_USAGE
@@ -161,8 +164,12 @@ def load_source(path: Path) -> Diagram:
     if path.is_dir():
         try:
             return load_run_directory(path)
-        except (OSError, UnicodeDecodeError) as error:
-            raise SourceError(_("cannot read {path}: {error}").format(path=path, error=error)) from None
+        except OSError as error:
+            raise SourceError(_("cannot read {path}: {error}").format(path=error.filename or path,
+                                                                     error=describe_os_error(error))) from None
+        except UnicodeDecodeError as error:
+            raise SourceError(_("cannot read {path}: {error}").format(path=path,
+                                                                     error=describe_unicode_error(error))) from None
     if path.is_file():
         from cluster.diagram.sim_trace import load_trace
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from cluster.core.bugs import Bug
 from cluster.core.timers import MAX_TIMER_TICKS, TIMER_RANGE_RULES, TIMER_RULES, Timers, TimersError
+from cluster.error_text import json_value_text
 from cluster.i18n import _
 from cluster.sim.events import SimEvent, apply_event
 from cluster.sim.world import World
@@ -99,7 +100,7 @@ class SimConfig:
     def from_json(data: Any, bugs: frozenset[Bug]) -> SimConfig:
         """Build a configuration from its JSON form; raise ValueError naming the invalid field and value."""
         if not isinstance(data, dict):
-            raise ValueError(_("\"config\" must be a JSON object, found {config!r}").format(config=data))
+            raise ValueError(_("\"config\" must be a JSON object, found {config}").format(config=json_value_text(data)))
         return SimConfig(
             sync=_bounded_integer(data, "sync"),
             store=_bounded_integer(data, "store"),
@@ -133,14 +134,15 @@ def _bounded_integer(data: dict[str, Any], name: str, low: int | None = None, de
         return default
     value = data[name]
     if not _is_integer(value) or not low <= value <= high:
-        raise ValueError(_("\"config.{field}\" must be an integer from {low} to {high}, found {value!r}").format(
-            field=name, low=low, high=high, value=value))
+        raise ValueError(_("\"config.{field}\" must be an integer from {low} to {high}, found {value}").format(
+            field=name, low=low, high=high, value=json_value_text(value)))
     return int(value)
 
 
 def _faults(value: Any) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValueError(_("\"config.faults\" must be a list of fault kinds, found {value!r}").format(value=value))
+        raise ValueError(_("\"config.faults\" must be a list of fault kinds, found {value}").format(
+            value=json_value_text(value)))
     unknown = set(value) - set(FAULT_KINDS)
     if unknown:
         raise ValueError(_("unknown fault kinds {unknown}; known: {known}").format(
@@ -150,7 +152,8 @@ def _faults(value: Any) -> frozenset[str]:
 
 def _timers(value: Any) -> Timers:
     if not isinstance(value, dict):
-        raise ValueError(_("\"config.timers\" must be a JSON object, found {value!r}").format(value=value))
+        raise ValueError(_("\"config.timers\" must be a JSON object, found {value}").format(
+            value=json_value_text(value)))
     known = list(Timers.__dataclass_fields__)
     for name, ticks in value.items():
         if name not in known:
@@ -158,7 +161,7 @@ def _timers(value: Any) -> Timers:
                 name=name, known=", ".join(known)))
         if not _is_integer(ticks) or not 1 <= ticks <= MAX_TIMER_TICKS:
             raise ValueError(_("\"config.timers.{field}\" must be an integer from 1 to {high} ticks, "
-                               "found {value!r}").format(field=name, high=MAX_TIMER_TICKS, value=ticks))
+                               "found {value}").format(field=name, high=MAX_TIMER_TICKS, value=json_value_text(ticks)))
     try:
         return Timers(**value)
     except TimersError as error:
@@ -181,14 +184,15 @@ def describe_timers_error(error: TimersError) -> str:
 def _fault_fraction(value: Any) -> float:
     # `not 0 <= value <= 1` also rejects NaN, which Python's json module accepts.
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise ValueError(_("\"config.fault_fraction\" must be a number from 0 to 1, found {value!r}").format(
-            value=value))
+        raise ValueError(_("\"config.fault_fraction\" must be a number from 0 to 1, found {value}").format(
+            value=json_value_text(value)))
     return float(value)
 
 
 def _liveness(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(_("\"config.liveness\" must be true or false, found {value!r}").format(value=value))
+        raise ValueError(_("\"config.liveness\" must be true or false, found {value}").format(
+            value=json_value_text(value)))
     return value
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.core.bugs import Bug, parse_bugs
+from cluster.error_text import json_value_text
 from cluster.i18n import _
 from cluster.sim.events import SimEvent, applicable
 from cluster.sim.liveness import LivenessMonitor
@@ -92,16 +93,16 @@ def parse_trace(data: Any, name: str = "trace") -> Trace:
     version = data.get("version")
     # JSON true loads as bool, which equals 1, so check the type before comparing.
     if not isinstance(version, int) or isinstance(version, bool):
-        raise TraceError(_("{name} is invalid: \"version\" must be the integer {supported}, found {version!r}").format(
-            name=name, supported=TRACE_VERSION, version=version))
+        raise TraceError(_("{name} is invalid: \"version\" must be the integer {supported}, found {version}").format(
+            name=name, supported=TRACE_VERSION, version=json_value_text(version)))
     if version != TRACE_VERSION:
-        raise TraceError(_("{name} has trace version {version!r}; this simulator reads version {supported}").format(
-            name=name, version=version, supported=TRACE_VERSION))
+        raise TraceError(_("{name} has trace version {version}; this simulator reads version {supported}").format(
+            name=name, version=json_value_text(version), supported=TRACE_VERSION))
     _check_bug_names(data.get("bugs", []), name)
     events_json = data.get("events")
     if not isinstance(events_json, list):
-        raise TraceError(_("{name} is invalid: \"events\" must be a list of events, found {events!r}").format(
-            name=name, events=events_json))
+        raise TraceError(_("{name} is invalid: \"events\" must be a list of events, found {events}").format(
+            name=name, events=json_value_text(events_json)))
     try:
         bugs: frozenset[Bug] = parse_bugs(",".join(data.get("bugs", [])))
         config = SimConfig.from_json(data.get("config"), bugs)
@@ -124,8 +125,8 @@ def _seed(data: dict[str, Any]) -> int:
         raise ValueError(_("\"seed\" is missing; expected an integer from 0 to {high}").format(high=MAX_SEED))
     seed = data["seed"]
     if not _is_integer(seed) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(_("\"seed\" must be an integer from 0 to {high}, found {value!r}").format(
-            high=MAX_SEED, value=seed))
+        raise ValueError(_("\"seed\" must be an integer from 0 to {high}, found {value}").format(
+            high=MAX_SEED, value=json_value_text(seed)))
     return int(seed)
 
 
@@ -142,7 +143,7 @@ def _recovery_start(data: dict[str, Any], event_count: int) -> int | None:
         return None
     if not _is_integer(value) or not 0 <= value <= event_count:
         raise ValueError(_("\"recovery_start\" must be null or an integer from 0 to {high} (the number of "
-                           "events), found {value!r}").format(high=event_count, value=value))
+                           "events), found {value}").format(high=event_count, value=json_value_text(value)))
     return int(value)
 
 
@@ -153,7 +154,7 @@ def _violation(data: dict[str, Any]) -> dict[str, Any] | None:
     known = (*INVARIANTS, *LIVENESS_PROPERTIES)
     if not isinstance(value, dict) or value.get("name") not in known:
         raise ValueError(_("\"violation\" must be null or an object whose \"name\" is one of {known}, "
-                           "found {value!r}").format(known=", ".join(known), value=value))
+                           "found {value}").format(known=", ".join(known), value=json_value_text(value)))
     return value
 
 
