@@ -295,16 +295,20 @@ def test_verify_backup_directory_portuguese(tmp_path: Path) -> None:
         ("5", "esperava um objeto JSON, mas o arquivo contém 5. Restaure "),
         ("{", "arquivo de estado inválido (JSON inválido na linha 1, coluna 2: esperava uma chave entre aspas "
               "duplas). Restaure "),
-        ('{"config": 5}', '"config" deve ser um objeto JSON, mas é 5; um arquivo de estado de store contém '
-                          '"config": {"epoch": N, '),
-        ("{}", 'falta o campo "config"; '),
-        ('{"config": {"epoch": 1, "term": 1, "primary": 1}}', 'falta o campo "config.backups"; '),
-        ('{"config": {"epoch": null, "term": 1, "primary": 1, "backups": []}}',
+        ('{"leader_term": 1, "config": 5}',
+         '"config" deve ser um objeto JSON, mas é 5; um arquivo de estado de store contém {"leader_term": N, '
+         '"synced_epoch": N, "config": {"epoch": N, '),
+        ("{}", 'falta o campo "leader_term"; '),
+        ('{"leader_term": -1}', '"leader_term" deve ser um inteiro de 0 ou mais, mas é -1; '),
+        ('{"leader_term": 1}', 'falta o campo "config"; '),
+        ('{"leader_term": 1, "config": {"epoch": 1, "term": 1, "primary": 1}}', 'falta o campo "config.backups"; '),
+        ('{"leader_term": 1, "config": {"epoch": null, "term": 1, "primary": 1, "backups": []}}',
          '"config.epoch" deve ser um inteiro, mas é null; '),
-        ('{"config": {"epoch": 1, "term": 1, "primary": 1, "backups": [true]}}',
+        ('{"leader_term": 1, "config": {"epoch": 1, "term": 1, "primary": 1, "backups": [true]}}',
          '"config.backups" deve ser uma lista de ids de nós, mas é [true]; '),
     ],
-    ids=["number", "not-json", "config-number", "no-config", "no-backups", "null-epoch", "bool-backup"],
+    ids=["number", "not-json", "config-number", "no-leader-term", "negative-term", "no-config", "no-backups",
+         "null-epoch", "bool-backup"],
 )
 def test_verify_store_state_portuguese(tmp_path: Path, state: str, fault: str) -> None:
     (tmp_path / "cluster.json").write_text(LAYOUT, encoding="utf-8")
@@ -371,7 +375,7 @@ def _store_lagging_by_one(data_dir: Path) -> None:
     """Write a run whose primary, store 1, committed one entry that its backup, store 2, lacks."""
     (data_dir / "cluster.json").write_text(LAYOUT, encoding="utf-8")
     config = {"epoch": 1, "term": 1, "primary": 1, "backups": [2]}
-    (data_dir / "store_1.state.json").write_text(json.dumps({"config": config}), encoding="utf-8")
+    (data_dir / "store_1.state.json").write_text(json.dumps({"leader_term": 1, "config": config}), encoding="utf-8")
     for name in ("store_1.wal", "backup_1.txt", "output.txt"):
         (data_dir / name).write_text(ENTRY, encoding="utf-8")
 

@@ -73,11 +73,15 @@ def test_sync_start_skips_check_while_lock_held(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("role", "content", "expected"),
     [
-        ("sync", "{}", "the field term is missing"),
-        ("sync", '{"term": 1, "voted_for": 1, "config": 7}', "a field has an invalid value"),
-        ("sync", '{"term": "abc", "voted_for": null}', "a field has an invalid value"),
-        ("store", "{}", "the field config is missing"),
-        ("store", '{"config": 5}', "a field has an invalid value"),
+        ("sync", "{}", 'the field "term" is missing; a sync state file holds {"term": N, "voted_for": ID or null, '),
+        ("sync", '{"term": 1, "voted_for": 1, "config": 7}', '"config" must be a JSON object, found 7; '),
+        ("sync", '{"term": "abc", "voted_for": null}', '"term" must be an integer of 0 or more, found "abc"; '),
+        ("sync", '{"term": 1, "voted_for": "x"}', '"voted_for" must be null or a node id, found "x"; '),
+        ("sync", '{"term": 1, "voted_for": null, "config": {"epoch": 1, "term": 1, "primary": true, "backups": []}}',
+         '"config.primary" must be an integer, found true; '),
+        ("store", "{}", 'the field "leader_term" is missing; a store state file holds {"leader_term": N, '),
+        ("store", '{"leader_term": 2, "config": 5}', '"config" must be a JSON object, found 5; '),
+        ("store", '{"leader_term": 2, "synced_epoch": 1.5, "config": 5}', '"synced_epoch" must be an integer of 0 '),
     ],
 )
 def test_state_file_with_bad_fields(tmp_path: Path, role: str, content: str, expected: str) -> None:

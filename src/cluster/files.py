@@ -34,7 +34,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 from cluster.core.bugs import Bug
 from cluster.core.messages import Entry
@@ -848,6 +848,70 @@ class StateFile:
         else:
             reason = _("a field has an invalid value ({error})").format(error=error)
         return DataFileError(self.path, _with_reset_hint(reason, self.path, role))
+
+
+# The fields a node reads from its state file. Only the ones marked optional may be missing.
+_STATE_INT_FIELDS = {"sync": (("term", False),), "store": (("leader_term", False), ("synced_epoch", True))}
+# The integer fields of the "config" object and its lists of node ids. Only "joining" may be missing.
+_CONFIG_INT_FIELDS = ("epoch", "term", "primary")
+_CONFIG_LIST_FIELDS = ("backups", "joining")
+
+
+def check_state(path: Path, state: dict[str, Any], role: str) -> dict[str, Any]:
+    """Return `state` read from the state file of a `role` node, or raise DataFileError naming the wrong field."""
+    shape = _state_shape(role)
+
+    def wrong(reason: str) -> DataFileError:
+        return DataFileError(path, _with_reset_hint(f"{reason}; {shape}", path, role))
+
+    for name, optional in _STATE_INT_FIELDS[role]:
+        if name not in state:
+            if optional:
+                continue
+            raise wrong(_("the field \"{name}\" is missing").format(name=name))
+        if not _is_json_int(state[name]) or state[name] < 0:
+            raise wrong(_("\"{name}\" must be an integer of 0 or more, found {value}").format(
+                name=name, value=json_value_text(state[name])))
+    if role == "sync" and state.get("voted_for") is not None and not _is_json_int(state["voted_for"]):
+        raise wrong(_("\"voted_for\" must be null or a node id, found {value}").format(
+            value=json_value_text(state["voted_for"])))
+
+    if "config" not in state:
+        raise wrong(_("the field \"config\" is missing"))
+    config = state["config"]
+    if not isinstance(config, dict):
+        raise wrong(_("\"config\" must be a JSON object, found {value}").format(value=json_value_text(config)))
+    for name in _CONFIG_INT_FIELDS:
+        if name not in config:
+            raise wrong(_("the field \"config.{name}\" is missing").format(name=name))
+        if not _is_json_int(config[name]):
+            raise wrong(_("\"config.{name}\" must be an integer, found {value}").format(
+                name=name, value=json_value_text(config[name])))
+    for name in _CONFIG_LIST_FIELDS:
+        if name not in config:
+            if name == "joining":
+                continue
+            raise wrong(_("the field \"config.{name}\" is missing").format(name=name))
+        value = config[name]
+        if not isinstance(value, list) or not all(_is_json_int(node) for node in value):
+            raise wrong(_("\"config.{name}\" must be a list of node ids, found {value}").format(
+                name=name, value=json_value_text(value)))
+    return state
+
+
+def _state_shape(role: str) -> str:
+    """Return what the state file of a `role` node contains, as the node writes it."""
+    config = '"config": {"epoch": N, "term": N, "primary": ID, "backups": [ID, ...], "joining": [ID, ...]}'
+    if role == "sync":
+        return _("a sync state file holds {{\"term\": N, \"voted_for\": ID or null, {config}}}, as a sync node "
+                 "writes it").format(config=config)
+    return _("a store state file holds {{\"leader_term\": N, \"synced_epoch\": N, {config}}}, as a store node "
+             "writes it").format(config=config)
+
+
+def _is_json_int(value: object) -> TypeGuard[int]:
+    # json.loads reads true and false as bool, which is a subclass of int.
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _output_repair_hint() -> str:

@@ -34,6 +34,7 @@ from cluster.files import (
     StateFile,
     WriteAheadLog,
     backup_path,
+    check_state,
     layout_path,
     output_path,
     read_entries,
@@ -240,46 +241,10 @@ def _load_backups(data_dir: Path) -> dict[int, list[Entry]]:
 def _final_config(data_dir: Path) -> StoreConfig | None:
     newest: StoreConfig | None = None
     for path in sorted(data_dir.glob("store_*.state.json")):
-        config = config_from_dict(_check_config(path, _read_json(path)))
+        config = config_from_dict(check_state(path, _read_json(path), "store")["config"])
         if newest is None or config.key > newest.key:
             newest = config
     return newest
-
-
-# The integer fields of the "config" object of a store state file, and its
-# lists of node ids. Only "joining" may be missing (see `config_from_dict`).
-_CONFIG_INT_FIELDS = ("epoch", "term", "primary")
-_CONFIG_LIST_FIELDS = ("backups", "joining")
-
-
-def _check_config(path: Path, state: dict[str, Any]) -> dict[str, Any]:
-    """Return the "config" object of a store state file, or raise DataFileError naming the field that is wrong."""
-    shape = _("a store state file holds \"config\": {\"epoch\": N, \"term\": N, \"primary\": ID, "
-              "\"backups\": [ID, ...], \"joining\": [ID, ...]}, as a store node writes it")
-    if "config" not in state:
-        raise DataFileError(path, _("the field \"config\" is missing; {shape}").format(shape=shape))
-    config = state["config"]
-    if not isinstance(config, dict):
-        raise DataFileError(path, _("\"config\" must be a JSON object, found {value}; {shape}").format(
-            value=json_value_text(config), shape=shape))
-    for name in _CONFIG_INT_FIELDS:
-        if name not in config:
-            raise DataFileError(path, _("the field \"config.{name}\" is missing; {shape}").format(
-                name=name, shape=shape))
-        if not _is_json_int(config[name]):
-            raise DataFileError(path, _("\"config.{name}\" must be an integer, found {value}; {shape}").format(
-                name=name, value=json_value_text(config[name]), shape=shape))
-    for name in _CONFIG_LIST_FIELDS:
-        if name not in config:
-            if name == "joining":
-                continue
-            raise DataFileError(path, _("the field \"config.{name}\" is missing; {shape}").format(
-                name=name, shape=shape))
-        value = config[name]
-        if not isinstance(value, list) or not all(_is_json_int(node) for node in value):
-            raise DataFileError(path, _("\"config.{name}\" must be a list of node ids, found {value}; "
-                                        "{shape}").format(name=name, value=json_value_text(value), shape=shape))
-    return config
 
 
 def _is_json_int(value: object) -> TypeGuard[int]:

@@ -12,7 +12,15 @@ from cluster.core.dispatch import dispatch_store
 from cluster.core.effects import AppendLog, CommitLog, Effect, PersistState
 from cluster.core.messages import StatusReply
 from cluster.core.store_node import StoreNode
-from cluster.files import BackupFile, StateFile, WriteAheadLog, backup_path, store_state_path, wal_path
+from cluster.files import (
+    BackupFile,
+    StateFile,
+    WriteAheadLog,
+    backup_path,
+    check_state,
+    store_state_path,
+    wal_path,
+)
 from cluster.node.runtime import NodeRuntime
 from cluster.node.settings import NodeSettings
 from cluster.wire import Message
@@ -77,6 +85,8 @@ class StoreRuntime(NodeRuntime):
 
         store_ids = list(range(1, len(settings.store_nodes) + 1))
         persisted = self.state_file.load()
+        if persisted is not None:
+            check_state(self.state_file.path, persisted, "store")
         try:
             self.node = StoreNode(
                 self.node_id, store_ids, bugs=settings.bugs, persisted=persisted, log=log, commit=committed,

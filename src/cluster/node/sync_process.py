@@ -12,7 +12,7 @@ from cluster.core.effects import AppendOutput, Effect, FenceOutput, PersistState
 from cluster.core.messages import ClientRequest, StatusReply
 from cluster.core.output import OutputDecision
 from cluster.core.sync_node import SyncNode
-from cluster.files import DataFileError, OutputFile, StateFile, sync_state_path
+from cluster.files import DataFileError, OutputFile, StateFile, check_state, sync_state_path
 from cluster.node.runtime import NodeRuntime
 from cluster.node.settings import NodeSettings
 from cluster.wire import Message
@@ -35,6 +35,8 @@ class SyncRuntime(NodeRuntime):
         store_ids = list(range(1, len(settings.store_nodes) + 1))
         rng = random.Random(settings.seed if settings.seed is not None else None)
         persisted = self.state_file.load()
+        if persisted is not None:
+            check_state(self.state_file.path, persisted, "sync")
         try:
             self.node = SyncNode(self.node_id, sync_ids, store_ids, rng, bugs=settings.bugs, persisted=persisted)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
