@@ -443,3 +443,12 @@ def test_node_keeps_ignored_sigint(tmp_path: Path, ignored: bool) -> None:
 
     assert running_after_sigint == ignored
     assert process.returncode == 0, stderr
+
+
+def test_start_line_counts_in_singular(tmp_path: Path) -> None:
+    result = run_cli("run", "--sync", "3", "--store", "1", "--clients", "1", "--messages", "2",
+                     "--data-dir", str(tmp_path / "data"))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    first_line = result.stdout.splitlines()[0]
+    assert first_line == f"starting 3 sync nodes, 1 store node and 1 client; data in {tmp_path / 'data'}"

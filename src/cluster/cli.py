@@ -185,8 +185,11 @@ def command_run(args: argparse.Namespace) -> int:
     load_texts(options)  # reject a bad input file before anything starts
     with lock_data_dir(options.data_dir):
         prepare_data_dir(options)
-        print(_("starting {sync} sync nodes, {store} store nodes and {clients} clients; data in {path}").format(
-            sync=options.sync, store=options.store, clients=options.clients, path=options.data_dir))
+        print(_("starting {sync}, {store} and {clients}; data in {path}").format(
+            sync=ngettext("{count} sync node", "{count} sync nodes", options.sync).format(count=options.sync),
+            store=ngettext("{count} store node", "{count} store nodes", options.store).format(count=options.store),
+            clients=ngettext("{count} client", "{count} clients", options.clients).format(count=options.clients),
+            path=options.data_dir))
         summary = run_cluster(options, sys.stdout)
 
     print(format_summary(summary))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from cluster.files import events_path, read_events
-from cluster.i18n import _, format_message
+from cluster.i18n import _, format_message, ngettext
 from cluster.launcher import (
     LocalCluster,
     RunOptions,
@@ -158,14 +158,16 @@ def _run_chaos(
         count = cluster.acknowledged()
         kills.append(_("{node} paused").format(node=what))
         message = format_message(
-            _("chaos: paused {node} (SIGSTOP) for {seconds:.1f} s after {count} acknowledged messages"),
+            ngettext("chaos: paused {node} (SIGSTOP) for {seconds:.1f} s after {count} acknowledged message",
+                     "chaos: paused {node} (SIGSTOP) for {seconds:.1f} s after {count} acknowledged messages", count),
             node=what, seconds=plan.pause_seconds, count=count)
         resumes.append((time.monotonic() + plan.pause_seconds, target.role, target.node))
     else:
         cluster.kill(target.role, target.node)
         count = cluster.acknowledged()
         kills.append(what)
-        message = _("chaos: killed {node} (SIGKILL) after {count} acknowledged messages").format(
+        message = ngettext("chaos: killed {node} (SIGKILL) after {count} acknowledged message",
+                           "chaos: killed {node} (SIGKILL) after {count} acknowledged messages", count).format(
             node=what, count=count)
         restarts.append((time.monotonic() + plan.restart_delay, target.role, target.node))
     out.write(("\n" if out.isatty() else "") + message + "\n")
