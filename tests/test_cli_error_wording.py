@@ -299,13 +299,14 @@ def test_verify_backup_directory_portuguese(tmp_path: Path) -> None:
          '"config" deve ser um objeto JSON, mas é 5; um arquivo de estado de store contém {"leader_term": N, '
          '"synced_epoch": N, "config": {"epoch": N, '),
         ("{}", 'falta o campo "leader_term"; '),
-        ('{"leader_term": -1}', '"leader_term" deve ser um inteiro de 0 ou mais, mas é -1; '),
+        ('{"leader_term": -1}', f'"leader_term" deve ser um inteiro de 0 a {2**63 - 1}, mas é -1; '),
         ('{"leader_term": 1}', 'falta o campo "config"; '),
         ('{"leader_term": 1, "config": {"epoch": 1, "term": 1, "primary": 1}}', 'falta o campo "config.backups"; '),
         ('{"leader_term": 1, "config": {"epoch": null, "term": 1, "primary": 1, "backups": []}}',
-         '"config.epoch" deve ser um inteiro, mas é null; '),
+         f'"config.epoch" deve ser um inteiro de 0 a {2**63 - 1}, mas é null; '),
         ('{"leader_term": 1, "config": {"epoch": 1, "term": 1, "primary": 1, "backups": [true]}}',
-         '"config.backups" deve ser uma lista de ids de nós, mas é [true]; '),
+         '"config.backups" deve ser uma lista de ids distintos de nós store, de 1 a '
+         f'{2**63 - 1}, sem o primário, mas é [true]; '),
     ],
     ids=["number", "not-json", "config-number", "no-leader-term", "negative-term", "no-config", "no-backups",
          "null-epoch", "bool-backup"],

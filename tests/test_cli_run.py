@@ -308,13 +308,53 @@ def test_run_into_closed_pipe_stops_quietly(tmp_path: Path) -> None:
             pass
 
 
-def _summary(settled: bool) -> str:
+def test_damaged_file_still_gives_summary(tmp_path: Path) -> None:
+    """A state file damaged during the run fails the verification with a summary, instead of ending without one."""
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cluster", "run", "--sync", "3", "--store", "2", "--clients", "2",
+         "--messages", "20000", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        wait_for(lambda: output_path(data_dir).exists() and output_path(data_dir).stat().st_size > 0, 60,
+                 "the first committed message")
+        layout = json.loads((data_dir / "cluster.json").read_text(encoding="utf-8"))
+        store_port = int(layout["store_nodes"][1].split(":")[1])
+        os.kill(_listening_pid(store_port), signal.SIGKILL)
+        (data_dir / "store_2.state.json").write_text("{garbage", encoding="utf-8")
+        stdout, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    lines = stdout.splitlines()
+    assert process.returncode == 1, stdout + stderr
+    assert "nodes stopped by a signal from outside the run: store 2 (ended by signal SIGKILL)" in lines
+    assert "FAIL  DataFiles: every data file of the run can be read" in lines
+    assert any(line.startswith(f"      - {data_dir / 'store_2.state.json'}: invalid state file") for line in lines)
+    assert lines[-1] == "verification FAILED"
+
+
+def test_no_leader_summary_says_so() -> None:
+    text = _summary(settled=False, leader=False)
+
+    assert "no leader was elected within 15 s" in text
+    assert "did not catch up" not in text
+
+
+def _summary(settled: bool, leader: bool = True) -> str:
     from cluster.cli import format_summary
+    from cluster.core.messages import StatusReply
     from cluster.launcher import RunSummary
+    from cluster.status import NodeStatus
     from cluster.verify import Report
 
     report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
-    return format_summary(RunSummary(report, 10, 1.0, None, None, settled=settled))
+    reply = StatusReply(role="leader", node=1, term=2, leader=1, epoch=1, primary=1, commit=10, log_len=10)
+    status = NodeStatus("sync", 1, "127.0.0.1", 1, reply) if leader else None
+    return format_summary(RunSummary(report, 10, 1.0, status, None, settled=settled))
 
 
 def test_summary_names_nodes_that_stopped() -> None:
@@ -452,3 +492,33 @@ def test_start_line_counts_in_singular(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     first_line = result.stdout.splitlines()[0]
     assert first_line == f"starting 3 sync nodes, 1 store node and 1 client; data in {tmp_path / 'data'}"
+
+
+def test_listen_error_for_unknown_name() -> None:
+    import socket
+
+    from cluster.cli import describe_listen_error
+    from cluster.node.runtime import ListenError
+
+    error = ListenError("cluster", "no-such-host.invalid", 7101, socket.gaierror(-2, "Name or service not known"))
+
+    assert describe_listen_error(error) == (
+        "cannot listen on no-such-host.invalid:7101 (--cluster-port / CLUSTER_PORT): the name no-such-host.invalid "
+        "does not resolve to an address of this machine; pass --bind an IP address of this machine, or 0.0.0.0 for "
+        "all of them")
+
+
+def test_same_port_for_clients_and_peers_rejected(tmp_path: Path) -> None:
+    env = {**os.environ, "LANG": "C.UTF-8", "ID": "1", "SYNC_NODES": "127.0.0.1:7001:7001",
+           "STORE_NODES": "127.0.0.1:1:2", "PORT": "7001", "CLUSTER_PORT": "7001", "DATA_DIR": str(tmp_path),
+           "CLUSTER_KEY": "ab" * 32}
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        env.pop(name, None)
+
+    result = subprocess.run([sys.executable, "-m", "cluster", "sync", "--bind", "127.0.0.1"], env=env,
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "cluster: error: PORT and CLUSTER_PORT are both 7001; a node listens for clients and for peers on two "
+        "different ports, so give them different values")

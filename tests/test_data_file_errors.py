@@ -70,18 +70,37 @@ def test_sync_start_skips_check_while_lock_held(tmp_path: Path) -> None:
     runtime.events.close()
 
 
+MAX = 2**63 - 1
+
+
 @pytest.mark.parametrize(
     ("role", "content", "expected"),
     [
         ("sync", "{}", 'the field "term" is missing; a sync state file holds {"term": N, "voted_for": ID or null, '),
         ("sync", '{"term": 1, "voted_for": 1, "config": 7}', '"config" must be a JSON object, found 7; '),
-        ("sync", '{"term": "abc", "voted_for": null}', '"term" must be an integer of 0 or more, found "abc"; '),
-        ("sync", '{"term": 1, "voted_for": "x"}', '"voted_for" must be null or a node id, found "x"; '),
+        ("sync", '{"term": "abc", "voted_for": null}', f'"term" must be an integer from 0 to {MAX}, found "abc"; '),
+        ("sync", '{"term": 1, "voted_for": "x"}',
+         '"voted_for" must be null or the id of a sync node, from 1 to 3, found "x"; '),
         ("sync", '{"term": 1, "voted_for": null, "config": {"epoch": 1, "term": 1, "primary": true, "backups": []}}',
-         '"config.primary" must be an integer, found true; '),
+         '"config.primary" must be the id of a store node, from 1 to 3, found true; '),
         ("store", "{}", 'the field "leader_term" is missing; a store state file holds {"leader_term": N, '),
         ("store", '{"leader_term": 2, "config": 5}', '"config" must be a JSON object, found 5; '),
-        ("store", '{"leader_term": 2, "synced_epoch": 1.5, "config": 5}', '"synced_epoch" must be an integer of 0 '),
+        ("store", '{"leader_term": 2, "synced_epoch": 1.5, "config": 5}', '"synced_epoch" must be an integer from 0 '),
+        ("sync", '{"term": 1, "voted_for": 9}',
+         '"voted_for" must be null or the id of a sync node, from 1 to 3, found 9; '),
+        ("store", '{"leader_term": 1, "config": {"epoch": 1, "term": 1, "primary": 4, "backups": []}}',
+         '"config.primary" must be the id of a store node, from 1 to 3, found 4; '),
+        ("store", '{"leader_term": 1, "config": {"epoch": 1, "term": 1, "primary": 1, "backups": [2, 2]}}',
+         '"config.backups" must be a list of distinct store node ids, from 1 to 3, without the primary, '
+         'found [2, 2]; '),
+        ("store", '{"leader_term": 1, "config": {"epoch": 1, "term": 1, "primary": 1, "backups": [1]}}',
+         '"config.backups" must be a list of distinct store node ids'),
+        ("store", '{"leader_term": 1, "config": {"epoch": 1, "term": 1, "primary": 1, "backups": [2], "joining": [3]}}',
+         '"config.joining" may list only nodes of "config.backups", found [3]; '),
+        ("store", '{"leader_term": 1000000000000000000000000000000, "config": 5}',
+         f'"leader_term" must be an integer from 0 to {MAX}, found 1000000000000000000000000000000; '),
+        ("sync", "[" * 100000 + "]" * 100000, "invalid state file (nested too deeply, or a number too long)"),
+        ("sync", '{"term": ' + "1" * 5001 + "}", "invalid state file (nested too deeply, or a number too long)"),
     ],
 )
 def test_state_file_with_bad_fields(tmp_path: Path, role: str, content: str, expected: str) -> None:

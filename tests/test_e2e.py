@@ -276,3 +276,20 @@ def test_single_node_commands_from_environment(tmp_path: Path) -> None:
     assert "leader" in status.stdout
     assert [process.returncode for process in nodes] == [0, 0, 0]
     assert len(read_entries(output_path(tmp_path))) == 25
+
+
+def test_node_log_names_damaged_state_file(cluster: Cluster) -> None:
+    """A node that stops on a damaged state file writes the reason to the log that the run's summary names."""
+    cluster.ready_leader()
+    local = cluster.local
+    local.kill("sync", 3)
+    state = cluster.options.data_dir / "sync_3.state.json"
+    state.write_text('{"term": "x"}', encoding="utf-8")
+
+    local.start("sync", 3)
+    process = local.processes[("sync", 3)]
+    process.join(30)
+
+    assert process.exitcode == 2
+    log = (cluster.options.data_dir / "logs" / "sync_3.log").read_text(encoding="utf-8")
+    assert f'{state}: "term" must be an integer from 0 to {2**63 - 1}, found "x"' in log

@@ -163,6 +163,11 @@ BROKEN_FILES = [
     ("store state not json", _write("store_2.state.json", ""), "invalid state file", RESTORE_HINT),
     ("store state not object", _write("store_1.state.json", "7\n"), "expected a JSON object, found 7",
      RESTORE_HINT),
+    ("sync state field wrong", _write("sync_1.state.json", '{"term": "x", "voted_for": -5, "config": 7}'),
+     '"term" must be an integer from 0 to', RESET_HINT),
+    ("store primary out of range", _write("store_1.state.json", '{"leader_term": 1, "config": {"epoch": 1, '
+                                          '"term": 1, "primary": -1, "backups": [2, 2]}}'),
+     '"config.primary" must be the id of a store node', RESTORE_HINT),
 ]
 
 

@@ -38,7 +38,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-# What a shell reports for a process that SIGPIPE ended (128 + 13), as when `head` stops reading.
+# The status a shell reports for a process that SIGPIPE ended (128 + 13), as when `head` stops reading.
 EXIT_BROKEN_PIPE = 141
 
 
@@ -242,7 +242,11 @@ def format_summary(summary: object) -> str:
             nodes=format_exits(summary.stopped_outside)))
     if not summary.clients_finished:
         lines.append(_("some clients did not get every message acknowledged"))
-    if not summary.settled:
+    if not summary.settled and summary.leader is None:
+        lines.append(_("no leader was elected within {seconds:.0f} s before the nodes stopped, so output.txt and "
+                       "the backup files may lack the last committed entries; a majority of the sync nodes must be "
+                       "up to elect one").format(seconds=SETTLE_SECONDS))
+    elif not summary.settled:
         lines.append(_("the store did not catch up with the leader within {seconds:.0f} s before the nodes stopped,"
                        " so the backup files may lack the last entries; see the logs in the data directory").format(
             seconds=SETTLE_SECONDS))
@@ -282,6 +286,9 @@ def node_settings(role: str, args: argparse.Namespace, env: Mapping[str, str]) -
     check_member(node_id, sync_nodes if role == "sync" else store_nodes, role)
     port = parse_port(_flag_or_env(args.port, env, "PORT"), "PORT")
     cluster_port = parse_port(_flag_or_env(args.cluster_port, env, "CLUSTER_PORT"), "CLUSTER_PORT")
+    if port == cluster_port:
+        raise SettingsError(_("PORT and CLUSTER_PORT are both {port}; a node listens for clients and for peers on "
+                              "two different ports, so give them different values").format(port=port))
     bugs = parse_bugs_flag(args.bug)
     trace_messages = _env_flag(env, "TRACE_MESSAGES")
     # The key ring comes last because it may create DATA_DIR/cluster.key, and a rejected setting must leave no file.
@@ -350,10 +357,15 @@ def command_node(role: str, args: argparse.Namespace) -> int:
 def describe_listen_error(error: ListenError) -> str:
     """Return why a node could not listen on a port, with the setting that chose the port and the fix."""
     import errno
+    import socket
 
     from cluster.error_text import describe_os_error
 
     setting = "--port / PORT" if error.port_kind == "client" else "--cluster-port / CLUSTER_PORT"
+    if isinstance(error.error, socket.gaierror):
+        return _("cannot listen on {host}:{port} ({setting}): the name {host} does not resolve to an address of "
+                 "this machine; pass --bind an IP address of this machine, or 0.0.0.0 for all of them").format(
+            host=error.host, port=error.port, setting=setting)
     if error.errno == errno.EADDRINUSE:
         return _("cannot listen on {host}:{port} ({setting}): another process already uses that port; stop it "
                  "or choose another port").format(host=error.host, port=error.port, setting=setting)
@@ -420,6 +432,9 @@ def _status_addresses(args: argparse.Namespace) -> tuple[tuple[NodeAddress, ...]
     except json.JSONDecodeError as error:
         raise SettingsError(_("{path} is not valid JSON ({reason}); {layout}").format(
             path=layout_path, reason=describe_json_error(error), layout=_layout_hint())) from None
+    except (RecursionError, ValueError):
+        raise SettingsError(_("{path} is nested too deeply or holds a number too long; {layout}").format(
+            path=layout_path, layout=_layout_hint())) from None
     return _layout_nodes(layout, layout_path, "sync_nodes"), _layout_nodes(layout, layout_path, "store_nodes")
 
 

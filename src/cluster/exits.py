@@ -1,4 +1,4 @@
-"""How a node process of a local run ended, when the run did not stop it.
+"""The ways a node process of a local run ends when the run did not stop it.
 
 A node ends for one of two kinds of reasons:
 
@@ -6,8 +6,8 @@ A node ends for one of two kinds of reasons:
   (exit code 2), or the process died of a fault of its own, such as
   SIGSEGV or SIGABRT. A crash is a bug or damaged data, so the run fails;
 - a stop from outside: another process sent it SIGKILL, SIGTERM, SIGINT,
-  SIGHUP or SIGQUIT, such as a student's `kill -9` in the lab or the
-  kernel's out-of-memory killer. A node that shuts down cleanly exits with
+  SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 or SIGALRM, such as a student's
+  `kill -9` in the lab or the kernel's out-of-memory killer. A node that shuts down cleanly exits with
   code 0, which it does only after a stop signal. The cluster must survive
   such a stop like any other failure, so the run reports it and goes on.
 """
@@ -19,8 +19,10 @@ import signal
 from cluster.i18n import _
 
 # Signals that people, supervisors and the kernel send to stop a process, as
-# opposed to the ones a process raises on itself when it fails.
-OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
+# opposed to the ones a process raises on itself when it fails. A node never
+# sends itself the user signals or sets an alarm, so those came from outside too.
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                             signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM})
 
 Exit = tuple[str, int, int | None]  # role, node id, exit code (negative: the signal that ended it)
 

@@ -836,6 +836,11 @@ class StateFile:
         except json.JSONDecodeError as exc:
             reason = _("invalid state file ({error})").format(error=describe_json_error(exc))
             raise DataFileError(self.path, _with_reset_hint(reason, self.path)) from None
+        except (RecursionError, ValueError):
+            # Python's json module gives up on nesting deeper than the interpreter's recursion
+            # limit and on integers longer than its digit limit. No node writes either.
+            reason = _("invalid state file (nested too deeply, or a number too long)")
+            raise DataFileError(self.path, _with_reset_hint(reason, self.path)) from None
         if not isinstance(state, dict):
             reason = _("expected a JSON object, found {value}").format(value=json_value_text(state))
             raise DataFileError(self.path, _with_reset_hint(reason, self.path))
@@ -857,8 +862,13 @@ _CONFIG_INT_FIELDS = ("epoch", "term", "primary")
 _CONFIG_LIST_FIELDS = ("backups", "joining")
 
 
-def check_state(path: Path, state: dict[str, Any], role: str) -> dict[str, Any]:
-    """Return `state` read from the state file of a `role` node, or raise DataFileError naming the wrong field."""
+def check_state(path: Path, state: dict[str, Any], role: str, sync_count: int | None = None,
+                store_count: int | None = None) -> dict[str, Any]:
+    """Return `state` read from the state file of a `role` node, or raise DataFileError naming the wrong field.
+
+    With the cluster's `sync_count` and `store_count`, node ids must also
+    name nodes of the cluster.
+    """
     shape = _state_shape(role)
 
     def wrong(reason: str) -> DataFileError:
@@ -869,12 +879,13 @@ def check_state(path: Path, state: dict[str, Any], role: str) -> dict[str, Any]:
             if optional:
                 continue
             raise wrong(_("the field \"{name}\" is missing").format(name=name))
-        if not _is_json_int(state[name]) or state[name] < 0:
-            raise wrong(_("\"{name}\" must be an integer of 0 or more, found {value}").format(
-                name=name, value=json_value_text(state[name])))
-    if role == "sync" and state.get("voted_for") is not None and not _is_json_int(state["voted_for"]):
-        raise wrong(_("\"voted_for\" must be null or a node id, found {value}").format(
-            value=json_value_text(state["voted_for"])))
+        if not _is_json_int(state[name]) or not 0 <= state[name] <= MAX_FIELD_INT:
+            raise wrong(_("\"{name}\" must be an integer from 0 to {high}, found {value}").format(
+                name=name, high=MAX_FIELD_INT, value=json_value_text(state[name])))
+    voted_for = state.get("voted_for")
+    if role == "sync" and voted_for is not None and not _is_node_id(voted_for, sync_count):
+        raise wrong(_("\"voted_for\" must be null or the id of a sync node, from 1 to {high}, found {value}").format(
+            high=sync_count or MAX_FIELD_INT, value=json_value_text(voted_for)))
 
     if "config" not in state:
         raise wrong(_("the field \"config\" is missing"))
@@ -884,19 +895,34 @@ def check_state(path: Path, state: dict[str, Any], role: str) -> dict[str, Any]:
     for name in _CONFIG_INT_FIELDS:
         if name not in config:
             raise wrong(_("the field \"config.{name}\" is missing").format(name=name))
-        if not _is_json_int(config[name]):
-            raise wrong(_("\"config.{name}\" must be an integer, found {value}").format(
-                name=name, value=json_value_text(config[name])))
+        if name == "primary":
+            continue  # a node id, checked below
+        if not _is_json_int(config[name]) or not 0 <= config[name] <= MAX_FIELD_INT:
+            raise wrong(_("\"config.{name}\" must be an integer from 0 to {high}, found {value}").format(
+                name=name, high=MAX_FIELD_INT, value=json_value_text(config[name])))
+    if not _is_node_id(config["primary"], store_count):
+        raise wrong(_("\"config.primary\" must be the id of a store node, from 1 to {high}, found {value}").format(
+            high=store_count or MAX_FIELD_INT, value=json_value_text(config["primary"])))
     for name in _CONFIG_LIST_FIELDS:
         if name not in config:
             if name == "joining":
                 continue
             raise wrong(_("the field \"config.{name}\" is missing").format(name=name))
         value = config[name]
-        if not isinstance(value, list) or not all(_is_json_int(node) for node in value):
-            raise wrong(_("\"config.{name}\" must be a list of node ids, found {value}").format(
-                name=name, value=json_value_text(value)))
+        if not isinstance(value, list) or not all(_is_node_id(node, store_count) for node in value) \
+                or len(set(value)) != len(value) or config["primary"] in value:
+            raise wrong(_("\"config.{name}\" must be a list of distinct store node ids, from 1 to {high}, without "
+                          "the primary, found {value}").format(name=name, high=store_count or MAX_FIELD_INT,
+                                                               value=json_value_text(value)))
+    if not set(config.get("joining", [])) <= set(config["backups"]):
+        raise wrong(_("\"config.joining\" may list only nodes of \"config.backups\", found {value}").format(
+            value=json_value_text(config["joining"])))
     return state
+
+
+def _is_node_id(value: object, count: int | None) -> bool:
+    """Return True when `value` is a node id from 1 to `count` (to MAX_FIELD_INT when `count` is None)."""
+    return _is_json_int(value) and 1 <= value <= (count if count is not None else MAX_FIELD_INT)
 
 
 def _state_shape(role: str) -> str:
@@ -1067,6 +1093,6 @@ def read_events(path: StrPath) -> list[dict[str, Any]]:
     for line in text.splitlines():
         try:
             records.append(json.loads(line))
-        except ValueError:
+        except (RecursionError, ValueError):
             continue
     return records

@@ -289,8 +289,9 @@ def _node_main(settings: NodeSettings, log_path: Path, acked: Any = None) -> Non
     try:
         status = run_node(settings, log_path, on_ack)
     except DataFileError as error:
-        # The node's log has the same line. Without this, multiprocessing
-        # would print a traceback around it.
+        # The run's summary sends the reader to the node's log, so the reason goes there too.
+        # Without the print, multiprocessing would print a traceback around it.
+        logging.getLogger(__name__).error("%s %d: %s", settings.role, settings.node_id, error)
         print(f"{settings.role} {settings.node_id}: {error}", file=sys.stderr)
         status = EXIT_DATA_FILE_ERROR
     except ListenError as error:

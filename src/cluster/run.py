@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from cluster.files import events_path, read_events
+from cluster.files import DataFileError, events_path, read_events
 from cluster.i18n import _, format_message, ngettext
 from cluster.launcher import (
     LocalCluster,
@@ -19,7 +19,7 @@ from cluster.launcher import (
     load_texts,
 )
 from cluster.status import NodeStatus
-from cluster.verify import verify
+from cluster.verify import unreadable_report, verify
 
 PROGRESS_SECONDS = 0.5
 # Without a terminal, progress is printed as whole lines, less often.
@@ -131,7 +131,11 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
         exited = cluster.unexpected_exits()
         cluster.stop_nodes()
 
-    report = verify(options.data_dir)
+    try:
+        report = verify(options.data_dir)
+    except DataFileError as error:
+        # A node that crashed on a damaged file left it damaged, and the summary should still name that node.
+        report = unreadable_report(error)
     elections, epochs = _count_failovers(options)
     return RunSummary(
         report=report, committed=report.output_entries, seconds=elapsed, leader=settled.leader,

@@ -166,6 +166,12 @@ def _verify_files(data_dir: Path) -> Report:
     )
 
 
+def unreadable_report(error: DataFileError) -> Report:
+    """Return a failed report for a run whose data files could not be checked, naming the file and the reason."""
+    check = CheckResult("DataFiles", _("every data file of the run can be read"), [str(error)])
+    return Report(checks=[check], output_entries=0, sent=0, acknowledged=0, final_config=None, leaders=[])
+
+
 def format_report(report: Report) -> str:
     lines = []
     for check in report.checks:
@@ -219,8 +225,11 @@ def _check_node_files(data_dir: Path) -> None:
     start, stays in place.
     """
     OutputFile(data_dir).read_fence()
-    for path in sorted(data_dir.glob("sync_*.state.json")) + sorted(data_dir.glob("store_*.state.json")):
-        StateFile(path).load()
+    for role in ("sync", "store"):
+        for path in sorted(data_dir.glob(f"{role}_*.state.json")):
+            state = StateFile(path).load()
+            if state is not None:
+                check_state(path, state, role)
 
     store_nodes = {_node_id(path, "store_") for path in data_dir.glob("store_*.wal")}
     store_nodes |= {_node_id(path, "backup_") for path in data_dir.glob("backup_*.txt")}
@@ -314,6 +323,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise DataFileError(path, _("cannot be read as JSON ({error})").format(
             error=describe_json_error(error))) from None
+    except (RecursionError, ValueError):
+        raise DataFileError(path, _("cannot be read as JSON (nested too deeply, or a number too long)")) from None
     if not isinstance(data, dict):
         raise DataFileError(path, _("expected a JSON object, found {value}").format(value=json_value_text(data)))
     return data
@@ -340,6 +351,9 @@ def _read_json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 continue  # a partial last line from a process that was killed
             raise DataFileError(path, _("line is not valid JSON at column {column}: {reason}").format(
                 column=error.colno, reason=json_error_reason(error)), number) from None
+        except (RecursionError, ValueError):
+            raise DataFileError(path, _("line cannot be read as JSON (nested too deeply, or a number too long)"),
+                                number) from None
         if isinstance(record, dict):
             records.append((number, record))
     return records

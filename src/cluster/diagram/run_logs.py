@@ -159,7 +159,7 @@ def _read_records(path: Path) -> tuple[list[_Record], set[Lane], int, list[_Inva
                 continue
             try:
                 data = json.loads(line)
-            except ValueError:
+            except (RecursionError, ValueError):
                 if number == len(lines):
                     cut_last_lines += 1  # a node killed while writing; its file has no newline at the end
                 else:

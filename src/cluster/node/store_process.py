@@ -86,7 +86,7 @@ class StoreRuntime(NodeRuntime):
         store_ids = list(range(1, len(settings.store_nodes) + 1))
         persisted = self.state_file.load()
         if persisted is not None:
-            check_state(self.state_file.path, persisted, "store")
+            check_state(self.state_file.path, persisted, "store", len(settings.sync_nodes), len(settings.store_nodes))
         try:
             self.node = StoreNode(
                 self.node_id, store_ids, bugs=settings.bugs, persisted=persisted, log=log, commit=committed,

@@ -36,7 +36,7 @@ class SyncRuntime(NodeRuntime):
         rng = random.Random(settings.seed if settings.seed is not None else None)
         persisted = self.state_file.load()
         if persisted is not None:
-            check_state(self.state_file.path, persisted, "sync")
+            check_state(self.state_file.path, persisted, "sync", len(settings.sync_nodes), len(settings.store_nodes))
         try:
             self.node = SyncNode(self.node_id, sync_ids, store_ids, rng, bugs=settings.bugs, persisted=persisted)
         except (KeyError, TypeError, ValueError, AttributeError) as error:

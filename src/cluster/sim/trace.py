@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.core.bugs import Bug, parse_bugs
-from cluster.error_text import json_value_text
+from cluster.error_text import describe_json_error, describe_os_error, describe_unicode_error, json_value_text
 from cluster.i18n import _
 from cluster.sim.events import SimEvent, applicable
 from cluster.sim.liveness import LivenessMonitor
@@ -80,9 +80,17 @@ def read_trace(path: Path) -> Trace:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise TraceError(_("cannot read trace {path}: {error}").format(path=path, error=error.strerror)) from None
-    except ValueError as error:  # json.JSONDecodeError, or UnicodeDecodeError for a file that is not UTF-8
-        raise TraceError(_("trace {path} is not valid JSON: {error}").format(path=path, error=error)) from None
+        raise TraceError(_("cannot read trace {path}: {error}").format(path=path, error=describe_os_error(error))) \
+            from None
+    except UnicodeDecodeError as error:
+        raise TraceError(_("trace {path} is not valid JSON: {error}").format(
+            path=path, error=describe_unicode_error(error))) from None
+    except json.JSONDecodeError as error:
+        raise TraceError(_("trace {path} is not valid JSON: {error}").format(
+            path=path, error=describe_json_error(error))) from None
+    except (RecursionError, ValueError):
+        raise TraceError(_("trace {path} is not valid JSON: nested too deeply, or a number too long").format(
+            path=path)) from None
     return parse_trace(data, str(path))
 
 
