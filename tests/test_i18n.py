@@ -661,6 +661,8 @@ def test_po_complete_not_fuzzy() -> None:
     assert not sorted(expected - ids), "messages missing from the .po; run tools/i18n.py extract and update"
     assert not fuzzy, f"fuzzy translations: {fuzzy}"
     assert not empty, f"untranslated messages: {empty}"
+    obsolete = sorted(catalog.obsolete)
+    assert not obsolete, f"messages no longer in the source: {obsolete}; run tools/i18n.py update"
 
 
 def test_mo_matches_po() -> None:

@@ -79,11 +79,14 @@ def extract() -> Catalog:
 
 
 def write_catalog(catalog: Catalog, path: Path) -> None:
-    """Write `catalog` as a .po or .pot file without date headers, so that the output is reproducible."""
+    """Write `catalog` as a .po or .pot file without date headers, so that the output is reproducible.
+
+    Messages that the source no longer uses are left out, because no code can show them.
+    """
     from babel.messages.pofile import write_po
 
     buffer = io.BytesIO()
-    write_po(buffer, catalog, width=100, sort_output=True, omit_header=False)
+    write_po(buffer, catalog, width=100, sort_output=True, omit_header=False, ignore_obsolete=True)
     lines = buffer.getvalue().split(b"\n")
     dropped = (b'"POT-Creation-Date:', b'"PO-Revision-Date:', b'"Report-Msgid-Bugs-To:')
     kept = [line for line in lines if not line.startswith(dropped)]
@@ -128,7 +131,8 @@ def command_update() -> int:
         write_catalog(catalog, path)
         untranslated = [message.id for message in catalog if message.id and not message.string]
         fuzzy = [message.id for message in catalog if message.id and message.fuzzy]
-        print(f"updated {path.relative_to(ROOT)}: {len(untranslated)} untranslated, {len(fuzzy)} fuzzy")
+        print(f"updated {path.relative_to(ROOT)}: {len(untranslated)} untranslated, {len(fuzzy)} fuzzy, "
+              f"{len(catalog.obsolete)} dropped as no longer used")
     return 0
 
 
