@@ -258,6 +258,42 @@ def test_leader_killed_by_hand_run_passes(tmp_path: Path) -> None:
     assert stdout.splitlines()[-1] == "verification passed"
 
 
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="finding a node's process needs Linux /proc")
+def test_follower_paused_by_hand_reported(tmp_path: Path) -> None:
+    """A follower that another process pauses with SIGSTOP and never resumes is named, and the run passes."""
+    from cluster.launcher import find_leader
+    from cluster.status import query_all
+
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cluster", "run", "--sync", "3", "--store", "2", "--clients", "2",
+         "--messages", "20000", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        wait_for(lambda: output_path(data_dir).exists() and output_path(data_dir).stat().st_size > 0, 60,
+                 "the first committed message")
+        layout = json.loads((data_dir / "cluster.json").read_text(encoding="utf-8"))
+        nodes = [("sync", index, *address.split(":")[:2]) for index, address in enumerate(layout["sync_nodes"], 1)]
+        statuses = asyncio.run(query_all([(role, node, host, int(port)) for role, node, host, port in nodes]))
+        leader = find_leader(statuses)
+        assert leader is not None
+        follower = next(status for status in statuses if status.node != leader.node)
+        os.kill(_listening_pid(follower.port), signal.SIGSTOP)
+        stdout, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    lines = stdout.splitlines()
+    assert process.returncode == 0, stdout + stderr
+    assert (f"nodes paused from outside the run and not resumed: sync {follower.node}; the run resumed them to "
+            "stop them") in lines
+    assert "stopped by a signal from outside" not in stdout
+    assert lines[-1] == "verification passed"
+
+
 @pytest.mark.parametrize(("variable", "setting"), [("PORT", "--port / PORT"),
                                                    ("CLUSTER_PORT", "--cluster-port / CLUSTER_PORT")])
 def test_node_port_in_use_rejected(tmp_path: Path, variable: str, setting: str) -> None:
@@ -385,6 +421,19 @@ def test_outside_stop_does_not_fail_run() -> None:
     assert summary.crashed == []
     assert "nodes stopped by a signal from outside the run: sync 2 (ended by signal SIGKILL)" in format_summary(summary)
     assert "stopped on their own" not in format_summary(summary)
+    assert "run failed" not in format_report_text(summary)
+
+
+def test_outside_pause_named_in_summary() -> None:
+    from cluster.cli import format_report_text, format_summary
+    from cluster.launcher import RunSummary
+    from cluster.verify import Report
+
+    report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
+    summary = RunSummary(report, 10, 1.0, None, None, paused_outside=[("sync", 2), ("store", 1)])
+
+    assert ("nodes paused from outside the run and not resumed: sync 2, store 1; the run resumed them to stop them"
+            in format_summary(summary))
     assert "run failed" not in format_report_text(summary)
 
 

@@ -240,6 +240,9 @@ def format_summary(summary: object) -> str:
     if summary.stopped_outside:
         lines.append(_("nodes stopped by a signal from outside the run: {nodes}").format(
             nodes=format_exits(summary.stopped_outside)))
+    if summary.paused_outside:
+        lines.append(_("nodes paused from outside the run and not resumed: {nodes}; the run resumed them to stop "
+                       "them").format(nodes=", ".join(f"{role} {node}" for role, node in summary.paused_outside)))
     if not summary.clients_finished:
         lines.append(_("some clients did not get every message acknowledged"))
     if not summary.settled and summary.leader is None:

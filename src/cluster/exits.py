@@ -10,11 +10,16 @@ A node ends for one of two kinds of reasons:
   `kill -9` in the lab or the kernel's out-of-memory killer. A node that shuts down cleanly exits with
   code 0, which it does only after a stop signal. The cluster must survive
   such a stop like any other failure, so the run reports it and goes on.
+
+A node can also be paused from outside (`kill -STOP`) and left paused. It
+has not ended, and the run resumes it before stopping it, but the summary
+names it, because the node took no part in the run after the pause.
 """
 
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 from cluster.i18n import _
 
@@ -44,6 +49,21 @@ def crashes(exited: list[Exit]) -> list[Exit]:
 def outside_stops(exited: list[Exit]) -> list[Exit]:
     """Return the exits of `exited` that a signal from outside the node caused."""
     return [item for item in exited if stopped_from_outside(item[2])]
+
+
+def is_paused(pid: int) -> bool:
+    """Return True when process `pid` is stopped by a signal or a debugger, from the state in /proc/<pid>/stat.
+
+    Without /proc (outside Linux), or when the process is gone, it returns False.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+    # The state follows the command name, which is in parentheses and may contain any character.
+    state = stat[stat.rfind(")") + 2:][:1]
+    return state in ("T", "t")
 
 
 def describe_exit(code: int | None) -> str:

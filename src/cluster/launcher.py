@@ -31,7 +31,7 @@ from typing import Any
 from cluster.core.bugs import Bug
 from cluster.core.messages import MAX_TEXT_BYTES
 from cluster.error_text import describe_os_error
-from cluster.exits import crashes, outside_stops
+from cluster.exits import crashes, is_paused, outside_stops
 from cluster.files import DataFileError, layout_path
 from cluster.i18n import _
 from cluster.net.auth import KeyRing, generate_key, load_key_file, write_key_file
@@ -98,6 +98,7 @@ class RunSummary:
     elections: int = 0
     epochs: int = 0
     exited: list[tuple[str, int, int | None]] = field(default_factory=list)  # see LocalCluster.unexpected_exits
+    paused_outside: list[tuple[str, int]] = field(default_factory=list)  # see LocalCluster.paused_outside
     clients_finished: bool = True
     settled: bool = True  # the store caught up with the leader before the nodes stopped
 
@@ -369,6 +370,18 @@ class LocalCluster:
             (role, node, process.exitcode)
             for (role, node), process in sorted(self.processes.items())
             if role != "client" and (role, node) not in self.killed and not process.is_alive()
+        ]
+
+    def paused_outside(self) -> list[tuple[str, int]]:
+        """Return (role, id) of each sync or store node that is stopped although this run did not pause it.
+
+        Call it after the run resumed the nodes it paused, and before
+        `stop_nodes`, which resumes every node so that it can handle SIGTERM.
+        """
+        return [
+            (role, node)
+            for (role, node), process in sorted(self.processes.items())
+            if role != "client" and process.pid is not None and process.is_alive() and is_paused(process.pid)
         ]
 
     def pause(self, role: str, node_id: int) -> None:

@@ -129,6 +129,7 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
         clients_finished = all(process.exitcode == 0 for process in cluster.client_processes())
     finally:
         exited = cluster.unexpected_exits()
+        paused = cluster.paused_outside()
         cluster.stop_nodes()
 
     try:
@@ -140,7 +141,7 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
     return RunSummary(
         report=report, committed=report.output_entries, seconds=elapsed, leader=settled.leader,
         primary=settled.primary, kills=kills, elections=elections, epochs=epochs, exited=exited,
-        clients_finished=clients_finished, settled=settled.settled,
+        paused_outside=paused, clients_finished=clients_finished, settled=settled.settled,
     )
 
 
