@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cluster.launcher import RunSummary
 from cluster.run import PAUSE_SECONDS, RESTART_DELAY, ChaosPlan
-from cluster.soak import violation_counts
+from cluster.soak import describe_faults, violation_counts
 from cluster.verify import CheckResult, Report
 
 
@@ -64,3 +65,18 @@ def test_soak_two_rounds(tmp_path: Path) -> None:
     assert "round 2: chaos seed 2:" in result.stdout
     assert "soak: 2 rounds (2 runs), 240 acknowledged, 0 lost, 0 duplicated, 0 reordered" in result.stdout
     assert list((tmp_path / "soak").iterdir()) == []
+
+
+def test_round_faults_name_every_kind() -> None:
+    report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
+    summary = RunSummary(report, 10, 1.0, None, None, kills=["killed sync 1"], exited=[("store", 2, -9)],
+                         paused_outside=[("sync", 3)])
+
+    assert describe_faults(summary) == ("killed sync 1; stopped from outside: store 2 (ended by signal SIGKILL); "
+                                        "paused from outside and not resumed: sync 3")
+
+
+def test_round_faults_empty_without_faults() -> None:
+    report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
+
+    assert describe_faults(RunSummary(report, 10, 1.0, None, None)) == ""

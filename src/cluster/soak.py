@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from cluster.exits import format_exits
 from cluster.i18n import _
-from cluster.launcher import RunOptions, lock_data_dir, prepare_data_dir
+from cluster.launcher import RunOptions, RunSummary, lock_data_dir, prepare_data_dir
 from cluster.verify import Report
 
 # The checks of `cluster verify` whose violations count as lost, duplicated and reordered messages.
@@ -52,7 +53,6 @@ def run_soak(
     rounds: int, seed: int, base: RunOptions, out: TextIO, network: bool = False,
 ) -> SoakTotals:
     """Run `rounds` chaos rounds (and network scenarios with `network`), printing one line per round."""
-    from cluster.exits import format_exits
     from cluster.run import run_cluster
 
     totals = SoakTotals()
@@ -76,15 +76,8 @@ def run_soak(
             summary = run_cluster(options, io.StringIO())
         totals.rounds += 1
         label = _("chaos seed {seed}").format(seed=round_seed)
-        faults = ", ".join(summary.kills)
-        if summary.crashed:
-            stopped = _("stopped on their own: {nodes}").format(nodes=format_exits(summary.crashed))
-            faults = f"{faults}; {stopped}" if faults else stopped
-        if summary.stopped_outside:
-            stopped = _("stopped from outside: {nodes}").format(nodes=format_exits(summary.stopped_outside))
-            faults = f"{faults}; {stopped}" if faults else stopped
         finished = summary.clients_finished and not summary.crashed
-        _add_run(totals, label, summary.report, finished, data_dir, out, faults)
+        _add_run(totals, label, summary.report, finished, data_dir, out, describe_faults(summary))
 
         if network and network_reason is None:
             from cluster.faultnet.scenarios import SCENARIOS, run_scenario
@@ -95,6 +88,19 @@ def run_soak(
             _add_run(totals, f"{name} seed {round_seed}", result.report, result.passed, scenario_dir, out,
                      "; ".join(result.notes))
     return totals
+
+
+def describe_faults(summary: RunSummary) -> str:
+    """Return the faults of a chaos round: the run's own, then the nodes that crashed, stopped or paused otherwise."""
+    parts = [", ".join(summary.kills)] if summary.kills else []
+    if summary.crashed:
+        parts.append(_("stopped on their own: {nodes}").format(nodes=format_exits(summary.crashed)))
+    if summary.stopped_outside:
+        parts.append(_("stopped from outside: {nodes}").format(nodes=format_exits(summary.stopped_outside)))
+    if summary.paused_outside:
+        parts.append(_("paused from outside and not resumed: {nodes}").format(
+            nodes=", ".join(f"{role} {node}" for role, node in summary.paused_outside)))
+    return "; ".join(parts)
 
 
 def _add_run(totals: SoakTotals, label: str, report: Report, finished: bool, data_dir: Path, out: TextIO,
