@@ -288,8 +288,8 @@ def test_follower_paused_by_hand_reported(tmp_path: Path) -> None:
 
     lines = stdout.splitlines()
     assert process.returncode == 0, stdout + stderr
-    assert (f"nodes paused from outside the run and not resumed: sync {follower.node}; the run resumed them to "
-            "stop them") in lines
+    assert (f"process paused from outside the run and not resumed: sync {follower.node}; the run resumed it to "
+            "stop it") in lines
     assert "stopped by a signal from outside" not in stdout
     assert lines[-1] == "verification passed"
 
@@ -432,9 +432,35 @@ def test_outside_pause_named_in_summary() -> None:
     report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
     summary = RunSummary(report, 10, 1.0, None, None, paused_outside=[("sync", 2), ("store", 1)])
 
-    assert ("nodes paused from outside the run and not resumed: sync 2, store 1; the run resumed them to stop them"
-            in format_summary(summary))
+    assert ("processes paused from outside the run and not resumed: sync 2, store 1; the run resumed them to stop "
+            "them" in format_summary(summary))
     assert "run failed" not in format_report_text(summary)
+
+
+def test_paused_lock_holder_named_in_summary() -> None:
+    from cluster.cli import format_summary
+    from cluster.launcher import RunSummary
+    from cluster.verify import Report
+
+    report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
+    summary = RunSummary(report, 10, 1.0, None, None, paused_outside=[("sync", 4)], paused_lock_holder=("sync", 4))
+
+    assert ("sync 4 was paused while it held output.lock, so no later leader could append to output.txt or "
+            "acknowledge messages until the run resumed it") in format_summary(summary).splitlines()
+
+
+def test_outside_pause_of_client_named() -> None:
+    from cluster.cli import format_report_text, format_summary
+    from cluster.launcher import RunSummary
+    from cluster.verify import Report
+
+    report = Report(checks=[], output_entries=10, sent=12, acknowledged=10, final_config=None, leaders=[])
+    summary = RunSummary(report, 10, 1.0, None, None, paused_outside=[("client", 3)], clients_finished=False)
+
+    assert ("process paused from outside the run and not resumed: client 3; the run resumed it to stop it"
+            in format_summary(summary))
+    assert format_report_text(summary).splitlines()[-1] == (
+        "run failed: some clients did not get every message acknowledged")
 
 
 def test_summary_reports_unsettled_store() -> None:

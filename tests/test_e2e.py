@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -10,11 +11,13 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cluster.exits import is_paused
 from cluster.files import backup_path, events_path, output_path, read_entries
 from cluster.verify import verify
 from tests.e2e_helpers import Cluster, wait_for
@@ -293,3 +296,62 @@ def test_node_log_names_damaged_state_file(cluster: Cluster) -> None:
     assert process.exitcode == 2
     log = (cluster.options.data_dir / "logs" / "sync_3.log").read_text(encoding="utf-8")
     assert f'{state}: "term" must be an integer from 0 to {2**63 - 1}, found "x"' in log
+
+
+def test_paused_client_listed_as_paused(cluster: Cluster) -> None:
+    cluster.ready_leader()
+    cluster.start_client(1, [f"paused client message {index}" for index in range(1, 50_001)])
+    pid = cluster.local.processes[("client", 1)].pid
+    assert pid is not None
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        paused = wait_for(lambda: cluster.local.paused_outside() or None, 10, "the client to stop")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    assert paused == [("client", 1)]
+    wait_for(lambda: not cluster.local.paused_outside() or None, 10, "the client to continue")
+
+
+def test_leader_warns_of_held_output_lock(cluster: Cluster, tmp_path: Path) -> None:
+    leader = cluster.ready_leader()
+    cluster.start_client(1, ["warm-up message"])
+    wait_for(lambda: output_path(tmp_path).exists() or None, 20, "output.txt")
+
+    with (tmp_path / "output.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cluster.start_client(2, ["a message that waits for the lock"])
+        log = tmp_path / "logs" / f"sync_{leader.node}.log"
+        wait_for(lambda: "waited 2 s for output.lock" in log.read_text(encoding="utf-8") or None, 20,
+                 "the leader's warning")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+    cluster.wait_clients()
+    assert "a message that waits for the lock" in output_path(tmp_path).read_text(encoding="utf-8")
+
+
+def test_paused_leader_named_as_lock_holder(cluster: Cluster) -> None:
+    leader = cluster.ready_leader()
+    cluster.start_client(1, [f"message {index}" for index in range(1, 200_001)])
+    pid = cluster.local.processes[("sync", leader.node)].pid
+    assert pid is not None
+    lock = cluster.options.data_dir / "output.lock"
+    wait_for(lambda: lock.exists() or None, 20, "output.lock")
+
+    # The leader holds the lock only while it appends, about a fifth of the time under this load. Pause it
+    # until a pause catches it holding the lock, and let it run for 2 ms between tries, so it stays leader.
+    holder = None
+    for _attempt in range(1000):
+        os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while not is_paused(pid):
+            assert time.monotonic() < deadline, "the leader did not stop within 10 s"
+        holder = cluster.local.paused_lock_holder(cluster.local.paused_outside())
+        if holder is not None:
+            break
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.002)
+    os.kill(pid, signal.SIGCONT)
+
+    assert holder == ("sync", leader.node)

@@ -241,8 +241,16 @@ def format_summary(summary: object) -> str:
         lines.append(_("nodes stopped by a signal from outside the run: {nodes}").format(
             nodes=format_exits(summary.stopped_outside)))
     if summary.paused_outside:
-        lines.append(_("nodes paused from outside the run and not resumed: {nodes}; the run resumed them to stop "
-                       "them").format(nodes=", ".join(f"{role} {node}" for role, node in summary.paused_outside)))
+        count = len(summary.paused_outside)
+        lines.append(ngettext("process paused from outside the run and not resumed: {processes}; the run resumed it "
+                              "to stop it",
+                              "processes paused from outside the run and not resumed: {processes}; the run resumed "
+                              "them to stop them", count).format(
+            processes=", ".join(f"{role} {node}" for role, node in summary.paused_outside)))
+    if summary.paused_lock_holder is not None:
+        role, node = summary.paused_lock_holder
+        lines.append(_("{process} was paused while it held output.lock, so no later leader could append to output.txt "
+                       "or acknowledge messages until the run resumed it").format(process=f"{role} {node}"))
     if not summary.clients_finished:
         lines.append(_("some clients did not get every message acknowledged"))
     if not summary.settled and summary.leader is None:
@@ -262,11 +270,13 @@ def format_report_text(summary: object) -> str:
 
     assert isinstance(summary, RunSummary)
     text = format_report(summary.report)
+    # The report may end with "verification passed", so the last line gives the reason the run failed.
     if summary.crashed:
-        # The report may end with "verification passed", so the last line gives the reason the run failed.
         count = len(summary.crashed)
         text += "\n" + ngettext("run failed: {count} node stopped on its own",
                                 "run failed: {count} nodes stopped on their own", count).format(count=count)
+    elif not summary.clients_finished and summary.report.passed:
+        text += "\n" + _("run failed: some clients did not get every message acknowledged")
     return text
 
 

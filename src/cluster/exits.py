@@ -13,11 +13,14 @@ A node ends for one of two kinds of reasons:
 
 A node can also be paused from outside (`kill -STOP`) and left paused. It
 has not ended, and the run resumes it before stopping it, but the summary
-names it, because the node took no part in the run after the pause.
+names it, because the node took no part in the run after the pause. A
+sync node paused while it held the lock on `output.lock` keeps the lock,
+and no later leader can append to `output.txt` until it resumes.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -64,6 +67,28 @@ def is_paused(pid: int) -> bool:
     # The state follows the command name, which is in parentheses and may contain any character.
     state = stat[stat.rfind(")") + 2:][:1]
     return state in ("T", "t")
+
+
+def flock_holders(path: Path) -> set[int]:
+    """Return the ids of the processes that hold a flock on `path`, from /proc/locks.
+
+    Without /proc (outside Linux), or when `path` is missing, it returns an empty set.
+    """
+    try:
+        info = os.stat(path)
+        locks = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return set()
+
+    # A holder's line reads "1: FLOCK ADVISORY WRITE 4321 fe:00:2244939 0 EOF". A waiter's line has "->"
+    # after the lock number, so its second field is not FLOCK.
+    file_id = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    holders = set()
+    for line in locks.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == file_id and fields[4].isdigit():
+            holders.add(int(fields[4]))
+    return holders
 
 
 def describe_exit(code: int | None) -> str:

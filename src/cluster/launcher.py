@@ -31,8 +31,8 @@ from typing import Any
 from cluster.core.bugs import Bug
 from cluster.core.messages import MAX_TEXT_BYTES
 from cluster.error_text import describe_os_error
-from cluster.exits import crashes, is_paused, outside_stops
-from cluster.files import DataFileError, layout_path
+from cluster.exits import crashes, flock_holders, is_paused, outside_stops
+from cluster.files import DataFileError, layout_path, output_lock_path
 from cluster.i18n import _
 from cluster.net.auth import KeyRing, generate_key, load_key_file, write_key_file
 from cluster.node.settings import KEY_FILE_NAME, NodeAddress, NodeSettings
@@ -99,6 +99,7 @@ class RunSummary:
     epochs: int = 0
     exited: list[tuple[str, int, int | None]] = field(default_factory=list)  # see LocalCluster.unexpected_exits
     paused_outside: list[tuple[str, int]] = field(default_factory=list)  # see LocalCluster.paused_outside
+    paused_lock_holder: tuple[str, int] | None = None  # the process of `paused_outside` that holds output.lock
     clients_finished: bool = True
     settled: bool = True  # the store caught up with the leader before the nodes stopped
 
@@ -373,16 +374,24 @@ class LocalCluster:
         ]
 
     def paused_outside(self) -> list[tuple[str, int]]:
-        """Return (role, id) of each sync or store node that is stopped although this run did not pause it.
+        """Return (role, id) of each node or client process that is stopped although this run did not pause it.
 
         Call it after the run resumed the nodes it paused, and before
-        `stop_nodes`, which resumes every node so that it can handle SIGTERM.
+        `stop_nodes`, which resumes every process so that it can handle SIGTERM.
         """
         return [
             (role, node)
             for (role, node), process in sorted(self.processes.items())
-            if role != "client" and process.pid is not None and process.is_alive() and is_paused(process.pid)
+            if process.pid is not None and process.is_alive() and is_paused(process.pid)
         ]
+
+    def paused_lock_holder(self, paused: list[tuple[str, int]]) -> tuple[str, int] | None:
+        """Return the process of `paused` that holds the lock on output.lock, if one does."""
+        holders = flock_holders(output_lock_path(self.options.data_dir))
+        for role, node in paused:
+            if self.processes[(role, node)].pid in holders:
+                return role, node
+        return None
 
     def pause(self, role: str, node_id: int) -> None:
         """Stop a node with SIGSTOP, as a long garbage-collection pause or a frozen VM would."""

@@ -130,6 +130,7 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
     finally:
         exited = cluster.unexpected_exits()
         paused = cluster.paused_outside()
+        lock_holder = cluster.paused_lock_holder(paused)
         cluster.stop_nodes()
 
     try:
@@ -141,7 +142,8 @@ def run_cluster(options: RunOptions, out: TextIO) -> RunSummary:
     return RunSummary(
         report=report, committed=report.output_entries, seconds=elapsed, leader=settled.leader,
         primary=settled.primary, kills=kills, elections=elections, epochs=epochs, exited=exited,
-        paused_outside=paused, clients_finished=clients_finished, settled=settled.settled,
+        paused_outside=paused, paused_lock_holder=lock_holder, clients_finished=clients_finished,
+        settled=settled.settled,
     )
 
 

@@ -19,6 +19,10 @@ from cluster.wire import Message
 
 logger = logging.getLogger(__name__)
 
+# A leader that has waited this long for output.lock logs a warning. An append holds the lock for a
+# fraction of a millisecond, so a wait this long usually means that the holder is paused or stuck.
+OUTPUT_LOCK_WARNING_SECONDS = 2.0
+
 
 class SyncRuntime(NodeRuntime):
     role = "sync"
@@ -31,6 +35,8 @@ class SyncRuntime(NodeRuntime):
         self.output_lock = asyncio.Lock()
         self.output_tasks: set[asyncio.Task[None]] = set()
         self.output_waiting = 0
+        # The warning that the operations have waited long for the lock, logged once per stretch of waiting.
+        self.lock_warning: asyncio.TimerHandle | None = None
         sync_ids = list(range(1, len(settings.sync_nodes) + 1))
         store_ids = list(range(1, len(settings.store_nodes) + 1))
         rng = random.Random(settings.seed if settings.seed is not None else None)
@@ -137,6 +143,9 @@ class SyncRuntime(NodeRuntime):
 
     async def _output_in_thread(self, effect: FenceOutput | AppendOutput) -> None:
         """Wait for the output lock in a worker thread; operations keep the order they were decided in."""
+        if self.lock_warning is None:
+            self.lock_warning = asyncio.get_running_loop().call_later(OUTPUT_LOCK_WARNING_SECONDS,
+                                                                      self._warn_output_lock)
         try:
             async with self.output_lock:
                 decision = await asyncio.to_thread(self._apply_output, effect, True)
@@ -145,6 +154,14 @@ class SyncRuntime(NodeRuntime):
             self.fail(error)
         finally:
             self.output_waiting -= 1
+            if self.output_waiting == 0 and self.lock_warning is not None:
+                self.lock_warning.cancel()
+                self.lock_warning = None
+
+    def _warn_output_lock(self) -> None:
+        logger.warning("sync %d: waited %.0f s for output.lock, which another process holds; output.txt cannot "
+                       "advance until it releases the lock, which a paused leader does only when it resumes",
+                       self.node_id, OUTPUT_LOCK_WARNING_SECONDS)
 
     def _apply_output(self, effect: FenceOutput | AppendOutput, wait: bool) -> OutputDecision:
         if isinstance(effect, FenceOutput):
