@@ -440,13 +440,18 @@ def test_outside_pause_named_in_summary() -> None:
 def test_paused_lock_holder_named_in_summary() -> None:
     from cluster.cli import format_summary
     from cluster.launcher import RunSummary
+    from cluster.status import NodeStatus
     from cluster.verify import Report
 
     report = Report(checks=[], output_entries=10, sent=10, acknowledged=10, final_config=None, leaders=[])
-    summary = RunSummary(report, 10, 1.0, None, None, paused_outside=[("sync", 4)], paused_lock_holder=("sync", 4))
+    summary = RunSummary(report, 10, 1.0, None, None, paused_outside=[("sync", 4)], paused_lock_holder=("sync", 4),
+                         settled=False)
+    summary.leader = NodeStatus("sync", 2, "127.0.0.1", 7002, None)
 
+    lines = format_summary(summary).splitlines()
     assert ("sync 4 was paused while it held output.lock, so no later leader could append to output.txt or "
-            "acknowledge messages until the run resumed it") in format_summary(summary).splitlines()
+            "acknowledge messages until the run resumed it") in lines
+    assert not any("did not catch up" in line for line in lines)
 
 
 def test_outside_pause_of_client_named() -> None:

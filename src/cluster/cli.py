@@ -257,7 +257,8 @@ def format_summary(summary: object) -> str:
         lines.append(_("no leader was elected within {seconds:.0f} s before the nodes stopped, so output.txt and "
                        "the backup files may lack the last committed entries; a majority of the sync nodes must be "
                        "up to elect one").format(seconds=SETTLE_SECONDS))
-    elif not summary.settled:
+    elif not summary.settled and summary.paused_lock_holder is None:
+        # With a paused lock holder the leader, not the store, is behind, and the line above gives the cause.
         lines.append(_("the store did not catch up with the leader within {seconds:.0f} s before the nodes stopped,"
                        " so the backup files may lack the last entries; see the logs in the data directory").format(
             seconds=SETTLE_SECONDS))
