@@ -224,13 +224,14 @@ def _listening_pid(port: int) -> int:
     raise LookupError(f"no process listens on port {port}")
 
 
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="finding a node's process needs Linux /proc")
-def test_leader_killed_by_hand_run_passes(tmp_path: Path) -> None:
-    """A leader that another process kills with SIGKILL is reported as stopped from outside, and the run passes."""
+def _run_signalling_sync_node(data_dir: Path, pick: str, sent: signal.Signals) -> tuple[int, str, str, int]:
+    """Start `cluster run`, send `sent` to its leader or a follower (`pick`), and wait for the run to end.
+
+    Return the node's id, the run's stdout and stderr, and its exit status.
+    """
     from cluster.launcher import find_leader
     from cluster.status import query_all
 
-    data_dir = tmp_path / "data"
     process = subprocess.Popen(
         [sys.executable, "-m", "cluster", "run", "--sync", "3", "--store", "2", "--clients", "2",
          "--messages", "20000", "--data-dir", str(data_dir)],
@@ -244,15 +245,23 @@ def test_leader_killed_by_hand_run_passes(tmp_path: Path) -> None:
         statuses = asyncio.run(query_all([(role, node, host, int(port)) for role, node, host, port in nodes]))
         leader = find_leader(statuses)
         assert leader is not None
-        os.kill(_listening_pid(leader.port), signal.SIGKILL)
+        target = leader if pick == "leader" else next(status for status in statuses if status.node != leader.node)
+        os.kill(_listening_pid(target.port), sent)
         stdout, stderr = process.communicate(timeout=180)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    return target.node, stdout, stderr, process.returncode
 
-    assert process.returncode == 0, stdout + stderr
-    assert (f"nodes stopped by a signal from outside the run: sync {leader.node} (ended by signal SIGKILL)"
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="finding a node's process needs Linux /proc")
+def test_leader_killed_by_hand_run_passes(tmp_path: Path) -> None:
+    """A leader that another process kills with SIGKILL is reported as stopped from outside, and the run passes."""
+    leader, stdout, stderr, status = _run_signalling_sync_node(tmp_path / "data", "leader", signal.SIGKILL)
+
+    assert status == 0, stdout + stderr
+    assert (f"nodes stopped by a signal from outside the run: sync {leader} (ended by signal SIGKILL)"
             in stdout.splitlines())
     assert "stopped on their own" not in stdout
     assert stdout.splitlines()[-1] == "verification passed"
@@ -261,34 +270,11 @@ def test_leader_killed_by_hand_run_passes(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="finding a node's process needs Linux /proc")
 def test_follower_paused_by_hand_reported(tmp_path: Path) -> None:
     """A follower that another process pauses with SIGSTOP and never resumes is named, and the run passes."""
-    from cluster.launcher import find_leader
-    from cluster.status import query_all
-
-    data_dir = tmp_path / "data"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cluster", "run", "--sync", "3", "--store", "2", "--clients", "2",
-         "--messages", "20000", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
-    try:
-        wait_for(lambda: output_path(data_dir).exists() and output_path(data_dir).stat().st_size > 0, 60,
-                 "the first committed message")
-        layout = json.loads((data_dir / "cluster.json").read_text(encoding="utf-8"))
-        nodes = [("sync", index, *address.split(":")[:2]) for index, address in enumerate(layout["sync_nodes"], 1)]
-        statuses = asyncio.run(query_all([(role, node, host, int(port)) for role, node, host, port in nodes]))
-        leader = find_leader(statuses)
-        assert leader is not None
-        follower = next(status for status in statuses if status.node != leader.node)
-        os.kill(_listening_pid(follower.port), signal.SIGSTOP)
-        stdout, stderr = process.communicate(timeout=180)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    follower, stdout, stderr, status = _run_signalling_sync_node(tmp_path / "data", "follower", signal.SIGSTOP)
 
     lines = stdout.splitlines()
-    assert process.returncode == 0, stdout + stderr
-    assert (f"process paused from outside the run and not resumed: sync {follower.node}; the run resumed it to "
+    assert status == 0, stdout + stderr
+    assert (f"process paused from outside the run and not resumed: sync {follower}; the run resumed it to "
             "stop it") in lines
     assert "stopped by a signal from outside" not in stdout
     assert lines[-1] == "verification passed"
@@ -297,7 +283,7 @@ def test_follower_paused_by_hand_reported(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("variable", "setting"), [("PORT", "--port / PORT"),
                                                    ("CLUSTER_PORT", "--cluster-port / CLUSTER_PORT")])
 def test_node_port_in_use_rejected(tmp_path: Path, variable: str, setting: str) -> None:
-    """A node whose port another process holds stops with one line that names the port and the setting."""
+    """A node whose port another process already uses stops with one line that names the port and the setting."""
     from cluster.launcher import free_ports
 
     client_port, cluster_port = free_ports(2)

@@ -447,7 +447,7 @@ def _status_addresses(args: argparse.Namespace) -> tuple[tuple[NodeAddress, ...]
         raise SettingsError(_("{path} is not valid JSON ({reason}); {layout}").format(
             path=layout_path, reason=describe_json_error(error), layout=_layout_hint())) from None
     except (RecursionError, ValueError):
-        raise SettingsError(_("{path} is nested too deeply or holds a number too long; {layout}").format(
+        raise SettingsError(_("{path} is nested too deeply or contains a number too long; {layout}").format(
             path=layout_path, layout=_layout_hint())) from None
     return _layout_nodes(layout, layout_path, "sync_nodes"), _layout_nodes(layout, layout_path, "store_nodes")
 

@@ -178,7 +178,7 @@ class NodeRuntime:
                 self.failed_task = task.get_name()
             elif task.done() and not self.stopping.is_set():
                 # A task returns only after a stop request, so this one ended by mistake. Exit code 0 would
-                # say that the node was asked to stop.
+                # mean that the node was requested to stop.
                 logger.error("%s %d: %s ended while the node was running", self.role, self.node_id, task.get_name())
                 self.failed_task = task.get_name()
         await self.shutdown()

@@ -159,9 +159,9 @@ class SyncRuntime(NodeRuntime):
                 self.lock_warning = None
 
     def _warn_output_lock(self) -> None:
-        logger.warning("sync %d: waited %.0f s for output.lock, which another process holds; output.txt cannot "
-                       "advance until it releases the lock, which a paused leader does only when it resumes",
-                       self.node_id, OUTPUT_LOCK_WARNING_SECONDS)
+        logger.warning("sync %d: waited %.0f s for output.lock, locked by another process; output.txt cannot "
+                       "advance until that process releases the lock, and a paused leader releases it only when "
+                       "it resumes", self.node_id, OUTPUT_LOCK_WARNING_SECONDS)
 
     def _apply_output(self, effect: FenceOutput | AppendOutput, wait: bool) -> OutputDecision:
         if isinstance(effect, FenceOutput):
